@@ -1,0 +1,359 @@
+"""The benchmark definition: one validated object merging what to run (models x datasets),
+how to search (space, sampler, trials, CV) and on what budget (epochs, resources, output).
+
+Errors name the file, the key and the fix, with the closest known name suggested."""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import BenchError, ConfigError, closest
+from bench.metrics import DEFAULT_METRIC, METRIC_NAMES
+from bench.registry import DATASETS, MODELS
+
+# Hyperparameters of the training loop itself; model hyperparameters come from the registry.
+TRAINING_PARAMS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "label_smoothing": 0.0,
+    "batch_size": None,  # None: the budget's batch_size
+}
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ParamSpec(_Strict):
+    """One searchable hyperparameter: a distribution, or `value` for a fixed setting."""
+
+    type: Literal["loguniform", "uniform", "int", "choice", "fixed"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False  # for `int`
+    values: list[Any] | None = None  # for `choice`
+    value: Any = None  # for `fixed`
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> ParamSpec:
+        if self.type in ("loguniform", "uniform", "int"):
+            if self.low is None or self.high is None:
+                raise ValueError(f"{self.type} needs both low and high")
+            if not (math.isfinite(self.low) and math.isfinite(self.high)):
+                raise ValueError("low and high must be finite numbers")
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low}) > high ({self.high}); swap them")
+            if (self.type == "loguniform" or self.log) and self.low <= 0:
+                raise ValueError(f"a log-scale range needs low > 0 (got {self.low})")
+        if self.type == "choice" and not self.values:
+            raise ValueError("choice needs a non-empty `values` list")
+        return self
+
+    @classmethod
+    def coerce(cls, raw: Any) -> Any:
+        """Shorthands: a list means `choice`, a scalar means `fixed`."""
+        if isinstance(raw, list):
+            return {"type": "choice", "values": raw}
+        if not isinstance(raw, dict):
+            return {"type": "fixed", "value": raw}
+        return raw
+
+    def grid_values(self) -> list[Any]:
+        if self.type == "choice":
+            return list(self.values or [])
+        if self.type == "fixed":
+            return [self.value]
+        raise ValueError("the grid sampler takes only choice or fixed values")
+
+
+SearchSpace = dict[str, ParamSpec]
+
+
+def _coerce_space(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: ParamSpec.coerce(v) for k, v in raw.items()}
+    return raw
+
+
+class DatasetConfig(_Strict):
+    name: str
+    root: str | None = None
+    path: str | None = None
+    image_size: Annotated[int, Field(ge=1)] | None = None
+    download: bool = False
+    channels: Literal[1, 3] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, raw: Any) -> Any:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+    def options_set(self) -> set[str]:
+        return {k for k in self.model_fields_set if k != "name"}
+
+    @property
+    def key(self) -> str:
+        """Short unique label for this dataset entry (the name, or name@path)."""
+        return self.name if not self.path else f"{self.name}@{Path(self.path).name}"
+
+
+class AshaConfig(_Strict):
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 2.0
+
+
+class SearchConfig(_Strict):
+    trials: Annotated[int, Field(ge=1)] = 8
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    seed: int = 0
+    metric: str = DEFAULT_METRIC
+    asha: AshaConfig | None = None
+    max_concurrent_trials: Annotated[int, Field(ge=0)] = 0  # 0: as many as resources allow
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        if name not in METRIC_NAMES:
+            raise ValueError(
+                f"unknown metric '{name}'{closest(name, METRIC_NAMES)} "
+                f"(known: {', '.join(METRIC_NAMES)})"
+            )
+        return name
+
+
+class CVConfig(_Strict):
+    folds: Annotated[int, Field(ge=2)] = 3
+    seed: int = 0
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+
+
+class BudgetConfig(_Strict):
+    epochs: Annotated[int, Field(ge=1)] = 10
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    patience: Annotated[int, Field(ge=0)] = 0  # 0: no early stopping
+
+
+class ResourcesConfig(_Strict):
+    workers: Annotated[int, Field(ge=1)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0)] = 1
+    gpus_per_worker: Annotated[float, Field(ge=0)] = 0
+    # Run single-worker trials through Ray Train too (they run in the trial actor otherwise).
+    use_ray_train: bool = False
+
+    @model_validator(mode="after")
+    def _whole_gpus_for_ddp(self) -> ResourcesConfig:
+        if self.workers > 1 and 0 < self.gpus_per_worker < 1:
+            raise ValueError("fractional gpus_per_worker needs workers: 1 (DDP ranks need a GPU each)")
+        if self.gpus_per_worker > 1 and self.gpus_per_worker != int(self.gpus_per_worker):
+            raise ValueError("gpus_per_worker above 1 must be a whole number")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers > 1 or self.use_ray_train
+
+
+class BenchmarkConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    models: list[str]
+    datasets: list[DatasetConfig]
+    search_space: SearchSpace = Field(default_factory=dict)
+    # Per-model changes to the shared space: a model's entry replaces or adds parameters.
+    overrides: dict[str, SearchSpace] = Field(default_factory=dict)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    cv: CVConfig = Field(default_factory=CVConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    output: str = "results"
+
+    _coerce_search_space = field_validator("search_space", mode="before")(
+        classmethod(lambda cls, v: _coerce_space(v))
+    )
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _coerce_overrides(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            return {k: _coerce_space(v) for k, v in raw.items()}
+        return raw
+
+    def space_for(self, model: str) -> SearchSpace:
+        """The effective space of one model: shared params it understands, then its overrides."""
+        known = set(TRAINING_PARAMS) | set(MODELS.get(model).hparams)
+        space = {k: v for k, v in self.search_space.items() if k in known}
+        space.update(self.overrides.get(model, {}))
+        return space
+
+    def pairings(self) -> list[tuple[str, DatasetConfig]]:
+        return [(m, d) for d in self.datasets for m in self.models]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and semantic checks
+
+
+def load_benchmark(path: str | Path, overrides: dict[str, Any] | None = None) -> BenchmarkConfig:
+    """Read, merge CLI overrides into, and validate a benchmark definition."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such benchmark file; pass a YAML path (see search_spaces/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (name, models, datasets, ...)")
+    raw.setdefault("name", path.stem)
+    apply_overrides(raw, overrides or {})
+    return validate_benchmark(raw, source=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """CLI flags onto the raw mapping: keys are dotted paths such as `search.trials`."""
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+
+
+def validate_benchmark(raw: dict[str, Any], source: str = "<config>") -> BenchmarkConfig:
+    try:
+        config = BenchmarkConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], source)) from None
+    _check_names(config, source)
+    return config
+
+
+def _check_names(config: BenchmarkConfig, source: str) -> None:
+    expanded: list[str] = []
+    for i, pattern in enumerate(config.models):
+        try:
+            expanded += [m for m in MODELS.expand(pattern) if m not in expanded]
+        except BenchError as exc:
+            raise ConfigError(f"{source}: models[{i}]: {exc}") from None
+    config.models = expanded
+    for i, dataset in enumerate(config.datasets):
+        where = f"{source}: datasets[{i}]"
+        try:
+            spec = DATASETS.get(dataset.name)
+        except BenchError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        for option in sorted(dataset.options_set() - spec.options):
+            allowed = ", ".join(sorted(spec.options)) or "none"
+            raise ConfigError(
+                f"{where}: dataset '{dataset.name}' takes no option '{option}' "
+                f"(it takes: {allowed}); remove it"
+            )
+        for option in sorted(spec.required - dataset.options_set()):
+            raise ConfigError(f"{where}: dataset '{dataset.name}' needs '{option}'; add it")
+    keys = [d.key for d in config.datasets]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{source}: datasets: the same dataset is listed twice; list it once")
+    _check_space(config.search_space, set(TRAINING_PARAMS) | _all_model_hparams(), source, "search_space")
+    for model, space in config.overrides.items():
+        if model not in MODELS:
+            raise ConfigError(
+                f"{source}: overrides.{model}: unknown model{closest(model, MODELS.names())}"
+            )
+        if model not in config.models:
+            raise ConfigError(
+                f"{source}: overrides.{model}: model is not in models; add it or drop the override"
+            )
+        known = set(TRAINING_PARAMS) | set(MODELS.get(model).hparams)
+        _check_space(space, known, source, f"overrides.{model}")
+    if config.search.sampler == "grid":
+        for model in config.models:
+            for name, spec in config.space_for(model).items():
+                if spec.type not in ("choice", "fixed"):
+                    raise ConfigError(
+                        f"{source}: search_space.{name}: the grid sampler takes only choice lists "
+                        f"(got {spec.type}); list the values or use sampler: tpe"
+                    )
+
+
+def _all_model_hparams() -> set[str]:
+    return {h for name in MODELS.names() for h in MODELS.get(name).hparams}
+
+
+def _check_space(space: SearchSpace, known: set[str], source: str, where: str) -> None:
+    for name, spec in space.items():
+        if name not in known:
+            raise ConfigError(
+                f"{source}: {where}.{name}: unknown hyperparameter{closest(name, known)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        if name == "optimizer":
+            for value in spec.grid_values() if spec.type in ("choice", "fixed") else []:
+                if value not in OPTIMIZERS:
+                    raise ConfigError(
+                        f"{source}: {where}.optimizer: unknown optimizer '{value}'"
+                        f"{closest(str(value), OPTIMIZERS)} (known: {', '.join(OPTIMIZERS)})"
+                    )
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"])
+    loc = loc.replace(".[", "[")
+    if error["type"] == "extra_forbidden":
+        *parent, key = error["loc"]
+        known = _known_keys(BenchmarkConfig, list(parent))
+        hint = closest(str(key), known) or f" (known: {', '.join(sorted(known))})"
+        return f"{source}: {loc}: unknown key{hint}; remove or rename it"
+    if error["type"] == "missing":
+        return f"{source}: {loc}: required key is missing; add it"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return f"{source}: {loc}: {message}{shown}"
+
+
+def _known_keys(model: Any, loc: list[Any]) -> list[str]:
+    """Field names of the config class found at `loc` (list indices and dict keys skipped)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # list index or dict key: step into the element type
+            args = [a for a in typing.get_args(_unwrap(current)) if a is not type(None)]
+            current = args[-1] if args else current
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated down to the config class, if there is one."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        return models[0] if models else annotation
+    return annotation
+
+
+def to_yaml(config: BenchmarkConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)

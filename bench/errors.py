@@ -1,0 +1,31 @@
+"""Errors meant for people: one line naming the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BenchError(Exception):
+    """An error the CLI prints as one line (no traceback) and exits with code 2."""
+
+
+class ConfigError(BenchError):
+    """A benchmark definition or CLI flag that cannot be used as given."""
+
+
+class DataError(BenchError):
+    """A dataset that cannot be found or read."""
+
+
+class UnknownNameError(BenchError, KeyError):
+    """A registry lookup for a name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def closest(name: str, known: Iterable[str]) -> str:
+    """A ' (did you mean ...?)' hint, or '' when nothing is close."""
+    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -1,0 +1,174 @@
+"""Classification metrics over scikit-learn, computed from predicted probabilities.
+
+METRICS is the one table of scalar metrics: the results schema, the leaderboard and the
+search direction all read names and directions from it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    description: str
+    # fn(y_true, proba, y_pred, num_classes) -> float; raise UndefinedMetric when it cannot be had
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], float]
+
+    @property
+    def mode(self) -> str:
+        """Ray Tune / Optuna direction word."""
+        return "max" if self.higher_is_better else "min"
+
+
+class UndefinedMetric(ValueError):
+    """The metric has no value on this data (the message is the recorded reason)."""
+
+
+def _labels(num_classes: int) -> list[int]:
+    return list(range(num_classes))
+
+
+def _averaged(score, average: str):
+    def fn(y_true, proba, y_pred, num_classes):
+        return score(y_true, y_pred, labels=_labels(num_classes), average=average, zero_division=0)
+
+    return fn
+
+
+def _roc_auc(y_true, proba, y_pred, num_classes):
+    from sklearn.metrics import roc_auc_score
+
+    absent = sorted(set(_labels(num_classes)) - set(np.unique(y_true).tolist()))
+    if absent:
+        raise UndefinedMetric(f"roc_auc undefined: class(es) {absent} absent from the labels")
+    if num_classes == 2:
+        return roc_auc_score(y_true, proba[:, 1])
+    return roc_auc_score(
+        y_true, proba, multi_class="ovr", average="macro", labels=_labels(num_classes)
+    )
+
+
+def _log_loss(y_true, proba, y_pred, num_classes):
+    from sklearn.metrics import log_loss
+
+    return log_loss(y_true, proba, labels=_labels(num_classes))
+
+
+def _top5(y_true, proba, y_pred, num_classes):
+    from sklearn.metrics import top_k_accuracy_score
+
+    if num_classes <= 5:
+        raise UndefinedMetric("top5_accuracy undefined: 5 or fewer classes")
+    return top_k_accuracy_score(y_true, proba, k=5, labels=_labels(num_classes))
+
+
+def _build_table() -> dict[str, Metric]:
+    from sklearn import metrics as skm
+
+    table = [
+        Metric("accuracy", True, "fraction correct", lambda t, p, y, c: skm.accuracy_score(t, y)),
+        Metric(
+            "balanced_accuracy",
+            True,
+            "mean per-class recall",
+            lambda t, p, y, c: skm.balanced_accuracy_score(t, y),
+        ),
+        Metric("precision_macro", True, "unweighted mean precision", _averaged(skm.precision_score, "macro")),
+        Metric("recall_macro", True, "unweighted mean recall", _averaged(skm.recall_score, "macro")),
+        Metric("f1_macro", True, "unweighted mean F1", _averaged(skm.f1_score, "macro")),
+        Metric("precision_weighted", True, "support-weighted precision", _averaged(skm.precision_score, "weighted")),
+        Metric("recall_weighted", True, "support-weighted recall", _averaged(skm.recall_score, "weighted")),
+        Metric("f1_weighted", True, "support-weighted F1", _averaged(skm.f1_score, "weighted")),
+        Metric("roc_auc", True, "one-vs-rest macro ROC-AUC (plain AUC for 2 classes)", _roc_auc),
+        Metric("log_loss", False, "cross-entropy of the predicted probabilities", _log_loss),
+        Metric("top5_accuracy", True, "true class among the 5 most probable (> 5 classes)", _top5),
+    ]
+    return {m.name: m for m in table}
+
+
+# Names and directions without importing scikit-learn (the schema needs them at import time).
+METRIC_NAMES: tuple[str, ...] = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "roc_auc",
+    "log_loss",
+    "top5_accuracy",
+)
+LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
+DEFAULT_METRIC = "f1_macro"
+
+
+def get_metric(name: str) -> Metric:
+    return metric_table()[name]
+
+
+_TABLE: dict[str, Metric] | None = None
+
+
+def metric_table() -> dict[str, Metric]:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _build_table()
+        if tuple(_TABLE) != METRIC_NAMES:
+            raise RuntimeError("METRIC_NAMES must list the metric table's names in order")
+    return _TABLE
+
+
+def higher_is_better(name: str) -> bool:
+    return name not in LOWER_IS_BETTER
+
+
+@dataclass
+class MetricReport:
+    values: dict[str, float]
+    # metric name -> why it is NaN
+    notes: dict[str, str] = field(default_factory=dict)
+    per_class: dict[str, list[float]] = field(default_factory=dict)
+    confusion: list[list[int]] = field(default_factory=list)
+
+    def notes_text(self) -> str:
+        return "; ".join(self.notes.values())
+
+
+def compute_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: int) -> MetricReport:
+    """Every metric in the table, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 softmax rows drift from 1
+    y_pred = proba.argmax(axis=1)
+    values: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on absent classes; notes record it
+        for metric in metric_table().values():
+            try:
+                values[metric.name] = float(metric.fn(y_true, proba, y_pred, num_classes))
+            except UndefinedMetric as why:
+                values[metric.name] = math.nan
+                notes[metric.name] = str(why)
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=_labels(num_classes), zero_division=0
+        )
+    per_class = {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": [float(s) for s in support],
+    }
+    confusion = confusion_matrix(y_true, y_pred, labels=_labels(num_classes)).tolist()
+    return MetricReport(values, notes, per_class, confusion)

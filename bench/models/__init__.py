@@ -1,0 +1,1 @@
+"""torch.nn implementations behind the model registry (imported lazily by the registry)."""

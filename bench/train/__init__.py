@@ -1,0 +1,1 @@
+"""Training: a pure-PyTorch loop (loop.py) and the Ray Train edge (ray_train.py)."""

@@ -1,0 +1,345 @@
+"""The training loop: pure PyTorch, no Ray import.
+
+Cross-validation runs its folds in lockstep (every fold trains epoch e before any trains e+1),
+so after each epoch there is one cross-validated score to report to a scheduler. Distributed
+training plugs in through `wrap_model` / `wrap_loader` (Ray Train's prepare_* functions)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+Identity = Callable[[Any], Any]
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    patience: int = 0  # epochs without improvement before a fold stops; 0 disables
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class InputAdapter:
+    """Turns stored uint8 NCHW batches into what a model takes: scaled, normalized, channels
+    repeated for RGB backbones, resized up to the model's minimum side."""
+
+    channels: int
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return x
+
+
+class IndexedImages(Dataset):
+    """A view of in-memory arrays through an index, fetched a whole batch at a time."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, index: np.ndarray):
+        with warnings.catch_warnings():
+            # Arrays from Ray's object store are read-only; we never write to them.
+            warnings.simplefilter("ignore", UserWarning)
+            self.images = torch.from_numpy(images)
+            self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self.index[i]
+        return self.images[j], self.labels[j]
+
+    def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.index[positions]
+        return self.images[rows], self.labels[rows]
+
+
+def _whole_batch(batch: Any) -> Any:
+    """collate_fn for IndexedImages, whose __getitems__ already returns stacked tensors."""
+    return batch
+
+
+def make_loader(data: IndexedImages, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=_whole_batch
+    )
+
+
+_OPTIMIZERS: dict[str, Callable[[Any, TrainSettings], torch.optim.Optimizer]] = {
+    "adam": lambda p, s: torch.optim.Adam(p, lr=s.lr, weight_decay=s.weight_decay),
+    "adamw": lambda p, s: torch.optim.AdamW(p, lr=s.lr, weight_decay=s.weight_decay),
+    "sgd": lambda p, s: torch.optim.SGD(
+        p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
+    ),
+}
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    return _OPTIMIZERS[settings.optimizer](model.parameters(), settings)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    adapt: InputAdapter,
+    device: torch.device,
+) -> tuple[float, int]:
+    """Mean training loss over the epoch, and the number of samples seen."""
+    model.train()
+    total, seen = 0.0, 0
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(adapt(images)), labels)
+        if not torch.isfinite(loss):
+            raise DivergedError(
+                f"training diverged: loss is {loss.item()}; lower the learning rate or its range"
+            )
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(labels)
+        seen += len(labels)
+    return total / max(seen, 1), seen
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module,
+    images: np.ndarray,
+    index: np.ndarray,
+    adapt: InputAdapter,
+    device: torch.device,
+    batch_size: int = 512,
+) -> np.ndarray:
+    model.eval()
+    data = IndexedImages(images, np.zeros(len(images), dtype=np.int64), index)
+    chunks = []
+    for start in range(0, len(data), batch_size):
+        batch, _ = data.__getitems__(list(range(start, min(start + batch_size, len(data)))))
+        chunks.append(torch.softmax(model(adapt(batch.to(device))).float(), dim=1).cpu())
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def _val_loss(proba: np.ndarray, labels: np.ndarray) -> float:
+    picked = proba[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+
+
+@dataclass
+class EpochRecord:
+    fold: int
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_score: float
+    seconds: float
+
+
+@dataclass
+class FoldOutcome:
+    fold: int
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    eval_seconds: float
+    samples_per_second: float
+    val_index: np.ndarray
+    val_proba: np.ndarray
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+class _FoldRun:
+    """One fold's model, optimizer and early-stopping state."""
+
+    def __init__(self, fold, model, loader, val_index, settings, wrap_model, device):
+        self.fold = fold
+        self.model = wrap_model(model)
+        self.optimizer = make_optimizer(self.model, settings)
+        self.loader = loader
+        self.val_index = val_index
+        self.best_score = -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stale_epochs = 0
+        self.stopped = False
+        self.train_seconds = self.eval_seconds = 0.0
+        self.samples = 0
+        self.history: list[EpochRecord] = []
+
+
+def cross_validate(
+    build_model: Callable[[], nn.Module],
+    images: np.ndarray,
+    labels: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    settings: TrainSettings,
+    adapt: InputAdapter,
+    score: Callable[[np.ndarray, np.ndarray], float],
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[int, float], None] | None = None,
+    wrap_model: Identity = lambda m: m,
+    wrap_loader: Identity = lambda d: d,
+) -> list[FoldOutcome]:
+    """Train one model per fold, in lockstep, with early stopping on `score` (higher is better).
+
+    `on_epoch(epoch, cv_score)` gets the mean over folds of each fold's best score so far.
+    Each fold ends restored to its best epoch's weights; its validation probabilities are
+    predicted with those weights."""
+    device = torch.device(device)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    runs = []
+    for k, (train_index, val_index) in enumerate(folds):
+        torch.manual_seed(settings.seed * 1000 + k)
+        loader = make_loader(
+            IndexedImages(images, labels, train_index), settings.batch_size, True, settings.seed + k
+        )
+        model = build_model().to(device)
+        runs.append(_FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, device))
+
+    for epoch in range(1, settings.epochs + 1):
+        for run in runs:
+            if not run.stopped:
+                _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, device)
+        if on_epoch is not None:
+            on_epoch(epoch, float(np.mean([r.best_score for r in runs])))
+        if all(r.stopped for r in runs):
+            break
+    return [_finish(run, images, adapt, device) for run in runs]
+
+
+def _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, device) -> None:
+    started = time.perf_counter()
+    sampler = getattr(run.loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)  # DistributedSampler reshuffles per epoch only when told
+    train_loss, seen = train_one_epoch(run.model, run.loader, run.optimizer, loss_fn, adapt, device)
+    trained = time.perf_counter()
+    proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device)
+    val_labels = labels[run.val_index]
+    val_score = score(val_labels, proba)
+    run.train_seconds += trained - started
+    run.eval_seconds += time.perf_counter() - trained
+    run.samples += seen
+    run.history.append(
+        EpochRecord(run.fold, epoch, train_loss, _val_loss(proba, val_labels), val_score,
+                    time.perf_counter() - started)
+    )
+    if val_score > run.best_score:
+        run.best_score, run.best_epoch, run.stale_epochs = val_score, epoch, 0
+        run.best_state = copy.deepcopy(unwrap(run.model).state_dict())
+    else:
+        run.stale_epochs += 1
+        run.stopped = settings.patience > 0 and run.stale_epochs >= settings.patience
+    if epoch == settings.epochs:
+        run.stopped = True
+
+
+def _finish(run: _FoldRun, images, adapt, device) -> FoldOutcome:
+    model = unwrap(run.model)
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    started = time.perf_counter()
+    proba = predict_proba(model, images, run.val_index, adapt, device)
+    run.eval_seconds += time.perf_counter() - started
+    return FoldOutcome(
+        fold=run.fold,
+        best_epoch=run.best_epoch,
+        epochs_run=len(run.history),
+        train_seconds=run.train_seconds,
+        eval_seconds=run.eval_seconds,
+        samples_per_second=run.samples / run.train_seconds if run.train_seconds else 0.0,
+        val_index=run.val_index,
+        val_proba=proba,
+        history=run.history,
+    )
+
+
+@dataclass
+class RefitOutcome:
+    test_proba: np.ndarray
+    epochs: int
+    train_seconds: float
+    samples_per_second: float
+    history: list[EpochRecord]
+    model: nn.Module
+
+
+def fit_and_predict(
+    build_model: Callable[[], nn.Module],
+    images: np.ndarray,
+    labels: np.ndarray,
+    test_images: np.ndarray,
+    settings: TrainSettings,
+    adapt: InputAdapter,
+    device: torch.device | str = "cpu",
+    wrap_model: Identity = lambda m: m,
+    wrap_loader: Identity = lambda d: d,
+) -> RefitOutcome:
+    """Train on all of `images` for exactly settings.epochs (no peeking at the test split for
+    early stopping), then predict the test images."""
+    device = torch.device(device)
+    torch.manual_seed(settings.seed * 1000 + 999)
+    model = wrap_model(build_model().to(device))
+    optimizer = make_optimizer(model, settings)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    loader = wrap_loader(
+        make_loader(IndexedImages(images, labels, np.arange(len(labels))), settings.batch_size,
+                    True, settings.seed + 999)
+    )
+    history, seconds, samples = [], 0.0, 0
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        loss, seen = train_one_epoch(model, loader, optimizer, loss_fn, adapt, device)
+        elapsed = time.perf_counter() - started
+        seconds += elapsed
+        samples += seen
+        history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
+    proba = predict_proba(unwrap(model), test_images, np.arange(len(test_images)), adapt, device)
+    return RefitOutcome(proba, settings.epochs, seconds, samples / seconds if seconds else 0.0,
+                        history, unwrap(model))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
