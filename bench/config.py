@@ -153,7 +153,9 @@ class ResourcesConfig(_Strict):
     @model_validator(mode="after")
     def _whole_gpus_for_ddp(self) -> ResourcesConfig:
         if self.workers > 1 and 0 < self.gpus_per_worker < 1:
-            raise ValueError("fractional gpus_per_worker needs workers: 1 (DDP ranks need a GPU each)")
+            raise ValueError(
+                "fractional gpus_per_worker needs workers: 1 (DDP ranks need a GPU each)"
+            )
         if self.gpus_per_worker > 1 and self.gpus_per_worker != int(self.gpus_per_worker):
             raise ValueError("gpus_per_worker above 1 must be a whole number")
         return self
@@ -267,7 +269,9 @@ def _check_names(config: BenchmarkConfig, source: str) -> None:
     keys = [d.key for d in config.datasets]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{source}: datasets: the same dataset is listed twice; list it once")
-    _check_space(config.search_space, set(TRAINING_PARAMS) | _all_model_hparams(), source, "search_space")
+    _check_space(
+        config.search_space, set(TRAINING_PARAMS) | _all_model_hparams(), source, "search_space"
+    )
     for model, space in config.overrides.items():
         if model not in MODELS:
             raise ConfigError(
@@ -350,7 +354,11 @@ def _unwrap(annotation: Any) -> Any:
     if origin is Annotated:
         return _unwrap(typing.get_args(annotation)[0])
     if origin in (Union, types.UnionType):
-        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        models = [
+            a
+            for a in typing.get_args(annotation)
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         return models[0] if models else annotation
     return annotation
 

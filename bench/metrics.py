@@ -80,11 +80,28 @@ def _build_table() -> dict[str, Metric]:
             "mean per-class recall",
             lambda t, p, y, c: skm.balanced_accuracy_score(t, y),
         ),
-        Metric("precision_macro", True, "unweighted mean precision", _averaged(skm.precision_score, "macro")),
-        Metric("recall_macro", True, "unweighted mean recall", _averaged(skm.recall_score, "macro")),
+        Metric(
+            "precision_macro",
+            True,
+            "unweighted mean precision",
+            _averaged(skm.precision_score, "macro"),
+        ),
+        Metric(
+            "recall_macro", True, "unweighted mean recall", _averaged(skm.recall_score, "macro")
+        ),
         Metric("f1_macro", True, "unweighted mean F1", _averaged(skm.f1_score, "macro")),
-        Metric("precision_weighted", True, "support-weighted precision", _averaged(skm.precision_score, "weighted")),
-        Metric("recall_weighted", True, "support-weighted recall", _averaged(skm.recall_score, "weighted")),
+        Metric(
+            "precision_weighted",
+            True,
+            "support-weighted precision",
+            _averaged(skm.precision_score, "weighted"),
+        ),
+        Metric(
+            "recall_weighted",
+            True,
+            "support-weighted recall",
+            _averaged(skm.recall_score, "weighted"),
+        ),
         Metric("f1_weighted", True, "support-weighted F1", _averaged(skm.f1_score, "weighted")),
         Metric("roc_auc", True, "one-vs-rest macro ROC-AUC (plain AUC for 2 classes)", _roc_auc),
         Metric("log_loss", False, "cross-entropy of the predicted probabilities", _log_loss),

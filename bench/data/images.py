@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,11 @@ class ImageData:
     # Indices into the loader's pool when the test split was held out by bench (else None).
     train_index: np.ndarray | None = None
     test_index: np.ndarray | None = None
+    # (train, validation) index pairs into the CV pool, shared by every trial and model.
+    folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # Per-channel pixel mean/std of the CV pool on the 0..1 scale, for input normalization.
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.25,)
 
     @property
     def num_classes(self) -> int:
@@ -44,6 +49,14 @@ class ImageData:
     @property
     def image_size(self) -> int:
         return int(self.train_x.shape[2])
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 NCHW images, scaled to 0..1."""
+    scaled = images.astype(np.float32) / 255.0
+    mean = scaled.mean(axis=(0, 2, 3))
+    std = np.maximum(scaled.std(axis=(0, 2, 3)), 1e-3)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
 def to_uint8_nchw(images: np.ndarray) -> np.ndarray:

@@ -137,7 +137,9 @@ def load_cifar10(options: Any) -> LoadedImages:
 def load_imagefolder(options: Any) -> LoadedImages:
     root = Path(options.path).expanduser()
     if not root.is_dir():
-        raise DataError(f"dataset 'imagefolder': path {root} is not a folder; set path: to your tree")
+        raise DataError(
+            f"dataset 'imagefolder': path {root} is not a folder; set path: to your tree"
+        )
     side = options.image_size or 64
     mode = "L" if options.channels == 1 else "RGB"
     if (root / "train").is_dir() and (root / "test").is_dir():
@@ -166,7 +168,8 @@ def _read_class_tree(root: Path, side: int, mode: str) -> tuple[list[str], np.nd
         images = sorted(p for p in (root / name).rglob("*") if p.is_file())
         if not images:
             raise DataError(
-                f"dataset 'imagefolder': class folder {root / name} is empty; add images or remove it"
+                f"dataset 'imagefolder': class folder {root / name} is empty; "
+                "add images or remove the folder"
             )
         files += images
         labels += [label] * len(images)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.images import ImageData, LoadedImages
+from bench.data.images import ImageData, LoadedImages, channel_stats
 from bench.errors import ConfigError
 
 
@@ -53,3 +53,10 @@ def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray
         )
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def with_folds(data: ImageData, k: int, seed: int) -> ImageData:
+    """Attach the dataset's k stratified folds and the CV pool's normalization statistics."""
+    data.folds = fold_indices(data.train_y, k, seed)
+    data.mean, data.std = channel_stats(data.train_x)
+    return data

@@ -233,7 +233,9 @@ def cross_validate(
             IndexedImages(images, labels, train_index), settings.batch_size, True, settings.seed + k
         )
         model = build_model().to(device)
-        runs.append(_FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, device))
+        runs.append(
+            _FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, device)
+        )
 
     for epoch in range(1, settings.epochs + 1):
         for run in runs:
@@ -260,8 +262,14 @@ def _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, dev
     run.eval_seconds += time.perf_counter() - trained
     run.samples += seen
     run.history.append(
-        EpochRecord(run.fold, epoch, train_loss, _val_loss(proba, val_labels), val_score,
-                    time.perf_counter() - started)
+        EpochRecord(
+            run.fold,
+            epoch,
+            train_loss,
+            _val_loss(proba, val_labels),
+            val_score,
+            time.perf_counter() - started,
+        )
     )
     if val_score > run.best_score:
         run.best_score, run.best_epoch, run.stale_epochs = val_score, epoch, 0
@@ -322,8 +330,12 @@ def fit_and_predict(
     optimizer = make_optimizer(model, settings)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     loader = wrap_loader(
-        make_loader(IndexedImages(images, labels, np.arange(len(labels))), settings.batch_size,
-                    True, settings.seed + 999)
+        make_loader(
+            IndexedImages(images, labels, np.arange(len(labels))),
+            settings.batch_size,
+            True,
+            settings.seed + 999,
+        )
     )
     history, seconds, samples = [], 0.0, 0
     for epoch in range(1, settings.epochs + 1):
@@ -337,8 +349,14 @@ def fit_and_predict(
         samples += seen
         history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
     proba = predict_proba(unwrap(model), test_images, np.arange(len(test_images)), adapt, device)
-    return RefitOutcome(proba, settings.epochs, seconds, samples / seconds if seconds else 0.0,
-                        history, unwrap(model))
+    return RefitOutcome(
+        proba,
+        settings.epochs,
+        seconds,
+        samples / seconds if seconds else 0.0,
+        history,
+        unwrap(model),
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

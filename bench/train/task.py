@@ -1,0 +1,284 @@
+"""What one trial trains and records, independent of how it is scheduled (no Ray import).
+
+The Tune trial actor, a Ray Train worker group and `bench perf`'s plain-PyTorch baseline all
+call `cross_validate_trial` / `refit_pairing`, so every path produces identical rows."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.config import TRAINING_PARAMS
+from bench.data.images import ImageData
+from bench.metrics import METRIC_NAMES, compute_metrics, get_metric, higher_is_better
+from bench.registry.models import MODELS, create_model
+from bench.results.schema import dumps
+from bench.train.loop import (
+    FoldOutcome,
+    Identity,
+    InputAdapter,
+    RefitOutcome,
+    TrainSettings,
+    cross_validate,
+    fit_and_predict,
+)
+
+
+@dataclass(frozen=True)
+class PairingContext:
+    """Everything a trial of one (model, dataset) pairing needs besides its hyperparameters."""
+
+    run_id: str
+    benchmark: str
+    model: str
+    dataset: str
+    metric: str
+    epochs: int
+    batch_size: int
+    patience: int
+    seed: int
+    workers: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pairing(self) -> str:
+        return f"{self.model}@{self.dataset}"
+
+    def ids(self) -> dict[str, str]:
+        return {
+            "run_id": self.run_id,
+            "benchmark": self.benchmark,
+            "dataset": self.dataset,
+            "model": self.model,
+        }
+
+
+def split_params(model: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(training-loop params, model hyperparameters)."""
+    model_keys = set(MODELS.get(model).hparams)
+    training = {k: v for k, v in params.items() if k in TRAINING_PARAMS}
+    hparams = {k: v for k, v in params.items() if k in model_keys}
+    return training, hparams
+
+
+def train_settings(
+    ctx: PairingContext, params: Mapping[str, Any], epochs: int | None = None
+) -> TrainSettings:
+    training, _ = split_params(ctx.model, params)
+    merged = {**TRAINING_PARAMS, **training}
+    return TrainSettings(
+        epochs=epochs or ctx.epochs,
+        batch_size=int(merged.pop("batch_size") or ctx.batch_size),
+        patience=ctx.patience,
+        seed=ctx.seed,
+        **{k: (float(v) if k != "optimizer" else v) for k, v in merged.items()},
+    )
+
+
+def model_factory(
+    ctx: PairingContext, data: ImageData, params: Mapping[str, Any]
+) -> Callable[[], Any]:
+    _, hparams = split_params(ctx.model, params)
+    channels, side = input_shape(ctx.model, data)
+    return lambda: create_model(ctx.model, data.num_classes, channels, side, **hparams)
+
+
+def input_shape(model: str, data: ImageData) -> tuple[int, int]:
+    return MODELS.get(model).input_shape(int(data.train_x.shape[1]), int(data.train_x.shape[2]))
+
+
+def input_adapter(model: str, data: ImageData) -> InputAdapter:
+    channels, side = input_shape(model, data)
+    return InputAdapter(channels, side, data.mean, data.std)
+
+
+def search_score(metric: str, num_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The loop's early-stopping score: the search metric, negated when lower is better."""
+    fn = get_metric(metric).fn
+    sign = 1.0 if higher_is_better(metric) else -1.0
+
+    def score(y_true: np.ndarray, proba: np.ndarray) -> float:
+        try:
+            return sign * float(fn(y_true, proba, proba.argmax(axis=1), num_classes))
+        except ValueError:
+            return -math.inf
+
+    return score
+
+
+def cross_validate_trial(
+    ctx: PairingContext,
+    data: ImageData,
+    params: Mapping[str, Any],
+    device: Any = "cpu",
+    on_epoch: Callable[[int, float], None] | None = None,
+    wrap_model: Identity = lambda m: m,
+    wrap_loader: Identity = lambda d: d,
+) -> list[FoldOutcome]:
+    return cross_validate(
+        model_factory(ctx, data, params),
+        data.train_x,
+        data.train_y,
+        data.folds,
+        train_settings(ctx, params),
+        input_adapter(ctx.model, data),
+        search_score(ctx.metric, data.num_classes),
+        device=device,
+        on_epoch=on_epoch,
+        wrap_model=wrap_model,
+        wrap_loader=wrap_loader,
+    )
+
+
+def reported_score(metric: str, loop_score: float) -> float:
+    """Undo the loop's sign flip so Tune/Optuna see the metric itself."""
+    return loop_score if higher_is_better(metric) else -loop_score
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass
+class TrialRecord:
+    """The rows one finished trial contributes, and its summary."""
+
+    folds: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def record_trial(
+    ctx: PairingContext,
+    data: ImageData,
+    trial: int,
+    trial_id: str,
+    params: Mapping[str, Any],
+    outcomes: list[FoldOutcome],
+    placement: Mapping[str, str],
+    wall_seconds: float,
+) -> TrialRecord:
+    ids = ctx.ids()
+    fold_rows, epoch_rows = [], []
+    params_json = dumps(dict(params))
+    for outcome in outcomes:
+        report = compute_metrics(
+            data.train_y[outcome.val_index], outcome.val_proba, data.num_classes
+        )
+        fold_rows.append(
+            {
+                **ids,
+                "trial": trial,
+                "trial_id": trial_id,
+                "fold": outcome.fold,
+                "params": params_json,
+                **report.values,
+                "metric_notes": report.notes_text(),
+                "best_epoch": outcome.best_epoch,
+                "epochs_run": outcome.epochs_run,
+                "train_seconds": outcome.train_seconds,
+                "eval_seconds": outcome.eval_seconds,
+                "samples_per_second": outcome.samples_per_second,
+                "workers": ctx.workers,
+                "node_id": placement.get("node_id", ""),
+                "gpu_ids": placement.get("gpu_ids", ""),
+            }
+        )
+        epoch_rows += history_rows(ctx, trial, "cv", outcome.history)
+    summary = {
+        **ids,
+        "trial": trial,
+        "trial_id": trial_id,
+        "params": params_json,
+        "status": "ok",
+        "error": "",
+        "metric": ctx.metric,
+        **cv_summary(fold_rows),
+        "epochs_run": max(o.epochs_run for o in outcomes),
+        "wall_seconds": wall_seconds,
+    }
+    summary["score"] = summary[f"cv_{ctx.metric}_mean"]
+    return TrialRecord(fold_rows, epoch_rows, summary)
+
+
+def history_rows(
+    ctx: PairingContext, trial: int, phase: str, history: list
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **ctx.ids(),
+            "trial": trial,
+            "phase": phase,
+            "fold": h.fold,
+            "epoch": h.epoch,
+            "train_loss": h.train_loss,
+            "val_loss": h.val_loss,
+            "val_score": reported_score(ctx.metric, h.val_score),
+            "seconds": h.seconds,
+        }
+        for h in history
+    ]
+
+
+def cv_summary(fold_rows: list[Mapping[str, Any]]) -> dict[str, float]:
+    """cv_<metric>_mean / _std over folds (NaN folds ignored; NaN when every fold is NaN)."""
+    out = {}
+    for name in METRIC_NAMES:
+        values = np.array([row[name] for row in fold_rows], dtype=float)
+        finite = values[~np.isnan(values)]
+        out[f"cv_{name}_mean"] = float(finite.mean()) if len(finite) else math.nan
+        out[f"cv_{name}_std"] = (
+            float(finite.std(ddof=1)) if len(finite) > 1 else (0.0 if len(finite) else math.nan)
+        )
+    return out
+
+
+def refit_epochs(fold_rows: list[Mapping[str, Any]], default: int) -> int:
+    """Epochs for the final fit: the median best epoch of the chosen trial's folds."""
+    best = [int(r["best_epoch"]) for r in fold_rows if r.get("best_epoch")]
+    return max(1, int(round(statistics.median(best)))) if best else default
+
+
+def refit_pairing(
+    ctx: PairingContext,
+    data: ImageData,
+    params: Mapping[str, Any],
+    epochs: int,
+    device: Any = "cpu",
+    wrap_model: Identity = lambda m: m,
+    wrap_loader: Identity = lambda d: d,
+) -> RefitOutcome:
+    """Train the chosen configuration on the whole CV pool; predict the test split once."""
+    return fit_and_predict(
+        model_factory(ctx, data, params),
+        data.train_x,
+        data.train_y,
+        data.test_x,
+        train_settings(ctx, params, epochs=epochs),
+        input_adapter(ctx.model, data),
+        device=device,
+        wrap_model=wrap_model,
+        wrap_loader=wrap_loader,
+    )
+
+
+def prediction_rows(
+    ctx: PairingContext, data: ImageData, proba: np.ndarray
+) -> list[dict[str, Any]]:
+    ids = ctx.ids()
+    predicted = proba.argmax(axis=1)
+    return [
+        {
+            **ids,
+            "sample": i,
+            "y_true": int(data.test_y[i]),
+            "y_pred": int(predicted[i]),
+            "proba": proba[i].astype(np.float32).tolist(),
+        }
+        for i in range(len(proba))
+    ]
