@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -143,6 +144,26 @@ class BudgetConfig(_Strict):
     patience: Annotated[int, Field(ge=0)] = 0  # 0: no early stopping
 
 
+class ModelBudget(_Strict):
+    """A model's own budget where it differs from the shared one (a ResNet on a CPU needs
+    fewer, shorter trials than an MLP)."""
+
+    trials: Annotated[int, Field(ge=1)] | None = None
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    batch_size: Annotated[int, Field(ge=1)] | None = None
+    patience: Annotated[int, Field(ge=0)] | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The effective budget of one model."""
+
+    trials: int
+    epochs: int
+    batch_size: int
+    patience: int
+
+
 class ResourcesConfig(_Strict):
     workers: Annotated[int, Field(ge=1)] = 1
     cpus_per_worker: Annotated[float, Field(gt=0)] = 1
@@ -175,6 +196,7 @@ class BenchmarkConfig(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    model_budgets: dict[str, ModelBudget] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     output: str = "results"
 
@@ -195,6 +217,15 @@ class BenchmarkConfig(_Strict):
         space = {k: v for k, v in self.search_space.items() if k in known}
         space.update(self.overrides.get(model, {}))
         return space
+
+    def budget_for(self, model: str) -> Budget:
+        own = self.model_budgets.get(model, ModelBudget())
+        return Budget(
+            trials=own.trials or self.search.trials,
+            epochs=own.epochs or self.budget.epochs,
+            batch_size=own.batch_size or self.budget.batch_size,
+            patience=self.budget.patience if own.patience is None else own.patience,
+        )
 
     def pairings(self) -> list[tuple[str, DatasetConfig]]:
         return [(m, d) for d in self.datasets for m in self.models]
@@ -283,6 +314,12 @@ def _check_names(config: BenchmarkConfig, source: str) -> None:
             )
         known = set(TRAINING_PARAMS) | set(MODELS.get(model).hparams)
         _check_space(space, known, source, f"overrides.{model}")
+    for model in config.model_budgets:
+        if model not in config.models:
+            raise ConfigError(
+                f"{source}: model_budgets.{model}: model is not in models"
+                f"{closest(model, config.models)}; add it or drop the entry"
+            )
     if config.search.sampler == "grid":
         for model in config.models:
             for name, spec in config.space_for(model).items():

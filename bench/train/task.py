@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,8 @@ class PairingContext:
     batch_size: int
     patience: int
     seed: int
+    trials: int = 1
     workers: int = 1
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def pairing(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -23,18 +22,20 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
     return spec.value
 
 
-def define_by_run(space: SearchSpace) -> Callable[[optuna.Trial], dict[str, Any]]:
-    """The function OptunaSearch calls per trial; fixed values come back as constants."""
+class DefineByRun:
+    """The function OptunaSearch calls per trial (a class so Tune can pickle it with its
+    searcher state); fixed values come back as constants."""
 
-    def sample(trial: optuna.Trial) -> dict[str, Any]:
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = dict(space)
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         fixed = {}
-        for name, spec in space.items():
+        for name, spec in self.space.items():
             value = suggest(trial, name, spec)
             if spec.type == "fixed":
                 fixed[name] = value
         return fixed
-
-    return sample
 
 
 def grid_size(space: SearchSpace) -> int:

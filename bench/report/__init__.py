@@ -1,0 +1,1 @@
+"""Leaderboards and reports rebuilt from the Parquet files alone (no Ray, no torch)."""

@@ -1,0 +1,219 @@
+"""`bench run`: datasets loaded once, one concurrent search per (model, dataset) pairing,
+parts merged into the run's Parquet files, the leaderboard printed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from bench import environment
+from bench.config import BenchmarkConfig, to_yaml
+from bench.data import load_dataset
+from bench.metrics import get_metric
+from bench.report.console import format_leaderboard
+from bench.results.finalize import merge_parts
+from bench.results.schema import SCHEMA_VERSION
+from bench.results.store import RunStore
+from bench.train.task import PairingContext
+from bench.tune.search import SearchPlan, search_pairing
+from bench.tune.trial import PairingJob
+
+Print = Callable[[str], None]
+
+
+def connect(address: str | None = None) -> None:
+    """Join the cluster named by `address` / RAY_ADDRESS, or start a local instance whose
+    dashboard listens on loopback only."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    common = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(dashboard_host="127.0.0.1", **common)
+
+
+@ray.remote(num_cpus=0)
+class Progress:
+    """Trials done and best score per pairing, for the console while the run goes on."""
+
+    def __init__(self, totals: dict[str, int], mode: str) -> None:
+        self.sign = 1 if mode == "max" else -1
+        self.state = {
+            p: {"done": 0, "total": n, "pruned": 0, "failed": 0, "best": None, "test": None}
+            for p, n in totals.items()
+        }
+
+    def trial_done(self, pairing: str, status: str, score: float | None) -> None:
+        entry = self.state[pairing]
+        entry["done"] += 1
+        if status in ("pruned", "failed"):
+            entry[status] += 1
+        elif score is not None and (
+            entry["best"] is None or self.sign * score > self.sign * entry["best"]
+        ):
+            entry["best"] = score
+
+    def pairing_done(self, pairing: str, status: str, test_score: float | None) -> None:
+        self.state[pairing]["status"] = status
+        self.state[pairing]["test"] = test_score
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return self.state
+
+
+def _progress_line(pairing: str, entry: dict[str, Any], metric: str) -> str:
+    extra = ", ".join(f"{entry[k]} {k}" for k in ("pruned", "failed") if entry[k])
+    best = "-" if entry["best"] is None else f"{entry['best']:.4f}"
+    line = f"  {pairing:<28} trials {entry['done']}/{entry['total']}"
+    line += f" ({extra})" if extra else ""
+    line += f"  best CV {metric} {best}"
+    if entry.get("status"):
+        test = "-" if entry["test"] is None else f"{entry['test']:.4f}"
+        line += f"  done: {entry['status']}, test {test}"
+    return line
+
+
+@dataclass
+class RunSummary:
+    store: RunStore
+    leaderboard: list[dict[str, Any]]
+    seconds: float
+
+
+def _split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
+    """Which fold validates on each CV-pool sample, and the test rows: saved with the run."""
+    fold_of = [-1] * len(data.train_y)
+    for k, (_, val) in enumerate(data.folds):
+        for i in val:
+            fold_of[int(i)] = k
+    source_train = data.train_index if data.train_index is not None else range(len(data.train_y))
+    source_test = data.test_index if data.test_index is not None else [-1] * len(data.test_y)
+    rows = [
+        {
+            "run_id": run_id,
+            "dataset": data.name,
+            "role": "train",
+            "sample": i,
+            "source_index": int(src),
+            "label": int(y),
+            "fold": fold_of[i],
+        }
+        for i, (src, y) in enumerate(zip(source_train, data.train_y, strict=True))
+    ]
+    rows += [
+        {
+            "run_id": run_id,
+            "dataset": data.name,
+            "role": "test",
+            "sample": i,
+            "source_index": int(src),
+            "label": int(y),
+            "fold": -1,
+        }
+        for i, (src, y) in enumerate(zip(source_test, data.test_y, strict=True))
+    ]
+    return rows
+
+
+def trial_slots(config: BenchmarkConfig) -> int:
+    """How many trials the cluster can run at once with the configured resources."""
+    cpus = ray.cluster_resources().get("CPU", 1)
+    r = config.resources
+    slots = int(cpus // (r.cpus_per_worker * r.workers)) or 1
+    if r.gpus_per_worker:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        slots = min(slots, int(gpus // (r.gpus_per_worker * r.workers)) or 1)
+    return slots
+
+
+def run_benchmark(
+    config: BenchmarkConfig, echo: Print = print, address: str | None = None
+) -> RunSummary:
+    started = time.perf_counter()
+    store = RunStore.create(config.output, config.name)
+    store.write_text("config.yaml", to_yaml(config))
+    echo(f"bench: run {store.run_id} -> {store.uri}")
+    connect(address)
+    store.write_json(
+        "environment.json",
+        {**environment.describe(ray.cluster_resources()), "schema_version": SCHEMA_VERSION},
+    )
+    datasets, split_rows = {}, []
+    for dataset in config.datasets:
+        data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
+        echo(
+            f"  dataset {dataset.key}: {len(data.train_y)} train / {len(data.test_y)} test, "
+            f"{data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}, "
+            f"{config.cv.folds} folds"
+        )
+        datasets[dataset.key] = ray.put(data)  # once per dataset; trials read it zero-copy
+        split_rows += _split_rows(store.run_id, data)
+    store.write_table("splits", split_rows)
+
+    jobs = [
+        _job(config, store, model, dataset.key, datasets[dataset.key])
+        for model, dataset in config.pairings()
+    ]
+    metric = config.search.metric
+    progress = Progress.remote(
+        {j.ctx.pairing: config.search.trials for j in jobs}, get_metric(metric).mode
+    )
+    concurrent = config.search.max_concurrent_trials or trial_slots(config)
+    search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
+    pending = [
+        search.remote(
+            job, SearchPlan(config.space_for(job.ctx.model), config.search, concurrent), progress
+        )
+        for job in jobs
+    ]
+    echo(
+        f"  {len(jobs)} pairings ({sum(j.ctx.trials for j in jobs)} trials), "
+        f"up to {concurrent} trials at once per pairing"
+    )
+    _follow(pending, progress, metric, echo)
+    tables = merge_parts(store)
+    leaderboard = tables["leaderboard"].to_pylist()
+    echo("")
+    echo(format_leaderboard(leaderboard))
+    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
+    return RunSummary(store, leaderboard, time.perf_counter() - started)
+
+
+def _job(
+    config: BenchmarkConfig, store: RunStore, model: str, dataset: str, data: Any
+) -> PairingJob:
+    budget = config.budget_for(model)
+    ctx = PairingContext(
+        run_id=store.run_id,
+        benchmark=config.name,
+        model=model,
+        dataset=dataset,
+        metric=config.search.metric,
+        epochs=budget.epochs,
+        batch_size=budget.batch_size,
+        patience=budget.patience,
+        trials=budget.trials,
+        seed=config.search.seed,
+        workers=config.resources.workers,
+    )
+    return PairingJob(ctx, data, config.resources, store.uri)
+
+
+def _follow(pending: list[Any], progress: Any, metric: str, echo: Print) -> None:
+    shown: dict[str, str] = {}
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=3.0)
+        ray.get(ready)  # surfaces a pairing task that died outright
+        for pairing, entry in sorted(ray.get(progress.snapshot.remote()).items()):
+            line = _progress_line(pairing, entry, metric)
+            if shown.get(pairing) != line:
+                echo(line)
+                shown[pairing] = line

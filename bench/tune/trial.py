@@ -1,0 +1,94 @@
+"""The Tune trial: one hyperparameter configuration scored by k-fold cross-validation.
+
+A single-worker trial trains in its own trial actor (no worker-group start); a multi-worker
+trial, or one whose config asks for it, fits a TorchTrainer. Both write identical rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from bench.config import ResourcesConfig
+from bench.results.store import RunStore
+from bench.train.ray_train import DistributedJob, placement, run_distributed
+from bench.train.task import PairingContext, cross_validate_trial, record_trial, reported_score
+
+COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
+
+
+@dataclass(frozen=True)
+class PairingJob:
+    """Everything the trials and the refit of one (model, dataset) pairing need."""
+
+    ctx: PairingContext
+    data: Any  # ObjectRef of the dataset's ImageData (put once per dataset)
+    resources: ResourcesConfig
+    store_uri: str
+
+    @property
+    def part_name(self) -> str:
+        """The pairing as a file-name-safe string."""
+        return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in self.ctx.pairing)
+
+
+def trial_name(trial: Any) -> str:
+    """Tune's trial_name_creator / trial_dirname_creator: `trial_00004` for the 5th trial the
+    searcher created (0-based like Optuna's numbers; Tune's own ids are random hex)."""
+    counter = int(trial.experiment_tag.split("_", 1)[0])
+    return f"trial_{counter - 1:05d}"
+
+
+def trial_number(name: str) -> int:
+    return int(name.rstrip("/").rsplit("/", 1)[-1].removeprefix("trial_"))
+
+
+def device_for(resources: ResourcesConfig) -> torch.device:
+    if resources.gpus_per_worker > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
+    """The Tune function trainable."""
+    started = time.perf_counter()
+    trial_id = tune.get_context().get_trial_id()
+    ctx, resources, store = job.ctx, job.resources, RunStore(job.store_uri)
+    data = ray.get(job.data)
+    if resources.distributed:
+        outcomes, where = run_distributed(
+            DistributedJob(ctx, job.data, dict(params), "cv"),
+            resources.workers,
+            resources.cpus_per_worker,
+            resources.gpus_per_worker,
+            storage_path=store.file("ray_train"),
+            name=f"{job.part_name}-{trial_id}",
+            in_tune=True,
+        )
+    else:
+        torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
+
+        def on_epoch(epoch: int, loop_score: float) -> None:
+            tune.report({"score": reported_score(ctx.metric, loop_score), "epoch": epoch})
+
+        outcomes = cross_validate_trial(ctx, data, params, device_for(resources), on_epoch)
+        where = placement()
+    trial = trial_number(tune.get_context().get_trial_name())
+    record = record_trial(
+        ctx, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
+    )
+    part = f"{job.part_name}/{trial:05d}.parquet"
+    store.write_table("folds", record.folds, f"parts/folds/{part}")
+    store.write_table("epochs", record.epochs, f"parts/epochs/{part}")
+    store.write_table("trials", [record.summary], f"parts/trials/{part}")
+    tune.report(
+        {
+            "score": record.summary["score"],
+            "epoch": record.summary["epochs_run"],
+            COMPLETE_FLAG: True,
+        }
+    )
