@@ -27,5 +27,8 @@ class UnknownNameError(BenchError, KeyError):
 
 def closest(name: str, known: Iterable[str]) -> str:
     """A ' (did you mean ...?)' hint, or '' when nothing is close."""
-    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    known = sorted(known)
+    # A prefix ('f1' for 'f1_macro') is what people type most; then spelling slips.
+    prefixed = [k for k in known if k.startswith(name)] if name else []
+    matches = prefixed or difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -164,7 +164,7 @@ def run_benchmark(
     ]
     metric = config.search.metric
     progress = Progress.remote(
-        {j.ctx.pairing: config.search.trials for j in jobs}, get_metric(metric).mode
+        {j.ctx.pairing: j.ctx.trials for j in jobs}, get_metric(metric).mode
     )
     concurrent = config.search.max_concurrent_trials or trial_slots(config)
     search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real local Ray instance per test session, tiny benchmark configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests start their own local cluster; it binds to loopback and keeps Ray's token auth on.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A 2-CPU local Ray, started once for every test that needs it."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, dashboard_host="127.0.0.1", include_dashboard=True,
+                 logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark():
+    """A factory of raw benchmark mappings sized for tests."""
+    return make_tiny_benchmark
+
+
+def make_tiny_benchmark(tmp_path, **changes) -> dict:
+    """A raw benchmark mapping sized for tests: 2 trials, 2 folds, 2 epochs on digits."""
+    raw = {
+        "name": "tiny",
+        "models": ["mlp", "simple_cnn"],
+        "datasets": ["digits"],
+        "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+        "search": {"trials": 2, "seed": 0},
+        "cv": {"folds": 2, "seed": 0},
+        "budget": {"epochs": 2, "batch_size": 64},
+        "output": str(tmp_path / "results"),
+    }
+    for key, value in changes.items():
+        raw[key] = value
+    return raw

@@ -1,0 +1,160 @@
+"""The loaders on files the tests write in each dataset's own on-disk format."""
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.config import DatasetConfig
+from bench.data.loaders import load_cifar10, load_digits, load_imagefolder, load_mnist
+from bench.errors import DataError
+
+
+def write_idx_images(path, images):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">IIII", 0x0803, len(images), 28, 28))
+        fh.write(images.astype(np.uint8).tobytes())
+
+
+def write_idx_labels(path, labels):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">II", 0x0801, len(labels)))
+        fh.write(labels.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 10)):
+        write_idx_images(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx_labels(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    return tmp_path
+
+
+def test_mnist_reads_idx_files(mnist_root):
+    loaded = load_mnist(DatasetConfig(name="mnist", root=str(mnist_root)))
+    assert loaded.x.shape == (30, 1, 28, 28) and loaded.x.dtype == np.uint8
+    assert loaded.test_x.shape == (10, 1, 28, 28)
+    assert loaded.y.tolist() == (np.arange(30) % 10).tolist()
+    raw = (mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[16:]
+    assert loaded.x[0, 0].tobytes() == raw[: 28 * 28]
+
+
+def test_mnist_resize_option(mnist_root):
+    loaded = load_mnist(DatasetConfig(name="mnist", root=str(mnist_root), image_size=14))
+    assert loaded.x.shape == (30, 1, 14, 14) and loaded.test_x.shape == (10, 1, 14, 14)
+
+
+def test_mnist_missing_files_say_what_to_put_where(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_mnist(DatasetConfig(name="mnist", root=str(tmp_path)))
+    message = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in message and "train-images-idx3-ubyte" in message
+
+
+def write_cifar(root, per_batch=6, test=4):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+
+    def batch(n, offset):
+        return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                b"labels": [(offset + i) % 10 for i in range(n)]}
+
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump(batch(per_batch, i), fh)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump(batch(test, 0), fh)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": names, b"num_vis": 3072}, fh)
+    return folder
+
+
+def test_cifar10_reads_python_batches(tmp_path):
+    folder = write_cifar(tmp_path)
+    loaded = load_cifar10(DatasetConfig(name="cifar10", root=str(tmp_path)))
+    assert loaded.x.shape == (30, 3, 32, 32) and loaded.test_x.shape == (4, 3, 32, 32)
+    assert loaded.classes[0] == "airplane" and len(loaded.classes) == 10
+    with open(folder / "data_batch_1", "rb") as fh:
+        first = pickle.load(fh)
+    # CIFAR rows are 1024 red, then green, then blue values: exactly NCHW once reshaped
+    assert np.array_equal(loaded.x[0].reshape(-1), first[b"data"][0])
+    assert loaded.y[:6].tolist() == first[b"labels"]
+
+
+def test_cifar10_refuses_pickles_that_are_not_plain_data(tmp_path):
+    folder = write_cifar(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": Evil(), b"labels": []}, fh)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_cifar10(DatasetConfig(name="cifar10", root=str(tmp_path)))
+
+
+def test_cifar10_missing_files_are_named(tmp_path):
+    with pytest.raises(DataError, match="missing data_batch_1.*extract cifar-10-python.tar.gz"):
+        load_cifar10(DatasetConfig(name="cifar10", root=str(tmp_path)))
+
+
+def write_tree(root, classes=("cat", "dog"), per_class=4, size=10):
+    rng = np.random.default_rng(2)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+def test_imagefolder_single_tree(tmp_path):
+    write_tree(tmp_path / "pets")
+    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets"),
+                                            image_size=10))
+    assert loaded.classes == ["cat", "dog"] and loaded.test_x is None
+    assert loaded.x.shape == (8, 3, 10, 10) and loaded.y.tolist() == [0] * 4 + [1] * 4
+    expected = np.asarray(Image.open(tmp_path / "pets" / "cat" / "0.png").convert("RGB"))
+    assert np.array_equal(loaded.x[0], expected.transpose(2, 0, 1))
+
+
+def test_imagefolder_train_test_and_grayscale(tmp_path):
+    write_tree(tmp_path / "t" / "train")
+    write_tree(tmp_path / "t" / "test", per_class=2)
+    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "t"),
+                                            image_size=6, channels=1))
+    assert loaded.x.shape == (8, 1, 6, 6) and loaded.test_x.shape == (4, 1, 6, 6)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda root: (root / "cat" / "bad.png").write_bytes(b"not a png"), "cannot decode"),
+        (lambda root: (root / "dog" / "notes.txt").write_text("hi"), "is not an image"),
+        (lambda root: (root / "bird").mkdir(), "is empty"),
+    ],
+    ids=["corrupt", "non-image", "empty-class"],
+)
+def test_imagefolder_bad_files_are_named(tmp_path, damage, expected):
+    write_tree(tmp_path / "pets")
+    damage(tmp_path / "pets")
+    with pytest.raises(DataError, match=expected):
+        load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets")))
+
+
+def test_imagefolder_missing_path(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "nope")))
+
+
+def test_digits_are_embedded():
+    loaded = load_digits(DatasetConfig(name="digits"))
+    assert loaded.x.shape == (1797, 1, 8, 8) and loaded.x.max() == 255
+    assert sorted(set(loaded.y.tolist())) == list(range(10))

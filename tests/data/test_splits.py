@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from bench.config import DatasetConfig
+from bench.data import load_dataset
+from bench.data.splits import fold_indices, holdout_split
+from bench.errors import ConfigError
+
+LABELS = np.repeat(np.arange(4), [10, 20, 30, 40])
+
+
+def test_folds_are_stratified_disjoint_and_cover_everything():
+    folds = fold_indices(LABELS, 5, seed=0)
+    validation = np.concatenate([val for _, val in folds])
+    assert sorted(validation.tolist()) == list(range(len(LABELS)))
+    for train, val in folds:
+        assert not set(train) & set(val)
+        # each fold holds a fifth of every class
+        assert np.bincount(LABELS[val]).tolist() == [2, 4, 6, 8]
+
+
+def test_folds_are_deterministic_per_seed():
+    a, b = fold_indices(LABELS, 3, seed=7), fold_indices(LABELS, 3, seed=7)
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    c = fold_indices(LABELS, 3, seed=8)
+    assert not all(np.array_equal(x[1], y[1]) for x, y in zip(a, c, strict=True))
+
+
+def test_more_folds_than_smallest_class_is_a_config_error():
+    with pytest.raises(ConfigError, match="smallest class has 10 training samples; use folds <= 10"):
+        fold_indices(LABELS, 11, seed=0)
+
+
+def test_holdout_is_stratified():
+    train, test = holdout_split(LABELS, 0.2, seed=0)
+    assert np.bincount(LABELS[test]).tolist() == [2, 4, 6, 8]
+    assert len(set(train) | set(test)) == len(LABELS)
+
+
+def test_load_dataset_holds_out_digits_test_split_and_attaches_folds():
+    data = load_dataset(DatasetConfig(name="digits"), folds=3, test_fraction=0.2, seed=0)
+    assert len(data.test_y) == 360 and len(data.train_y) == 1437 and not data.official_test
+    assert len(data.folds) == 3
+    assert not set(data.train_index) & set(data.test_index)
+    assert len(data.mean) == 1 and 0 < data.mean[0] < 1

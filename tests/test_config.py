@@ -1,0 +1,120 @@
+import pytest
+import yaml
+
+from bench.config import load_benchmark, validate_benchmark
+from bench.errors import ConfigError
+
+GOOD = {
+    "name": "t",
+    "models": ["mlp", "resnet1*"],
+    "datasets": ["digits", {"name": "imagefolder", "path": "/data/flowers", "image_size": 32}],
+    "search_space": {
+        "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+        "hidden_dim": [64, 128],
+        "optimizer": "adam",
+    },
+    "overrides": {"mlp": {"depth": {"type": "int", "low": 1, "high": 3}}},
+    "model_budgets": {"resnet18": {"trials": 2, "epochs": 1}},
+    "search": {"trials": 4, "sampler": "random", "asha": {"grace_period": 1}},
+    "resources": {"gpus_per_worker": 0.25},
+}
+
+
+def write(tmp_path, raw, name="bench.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return path
+
+
+def error_of(tmp_path, raw, **overrides) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_benchmark(write(tmp_path, raw), overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_config_expands_globs_and_merges_spaces(tmp_path):
+    config = load_benchmark(write(tmp_path, GOOD))
+    assert config.models == ["mlp", "resnet101", "resnet18"]
+    assert config.datasets[1].key == "imagefolder@flowers"
+    mlp = config.space_for("mlp")
+    assert set(mlp) == {"lr", "dropout", "hidden_dim", "optimizer", "depth"}
+    assert mlp["hidden_dim"].type == "choice" and mlp["optimizer"].type == "fixed"
+    # resnets take no dropout/hidden_dim: the shared space keeps only what they understand
+    assert set(config.space_for("resnet18")) == {"lr", "optimizer"}
+    assert config.budget_for("resnet18").trials == 2
+    assert config.budget_for("mlp").trials == 4
+    assert config.resources.gpus_per_worker == 0.25
+
+
+def test_cli_overrides_win(tmp_path):
+    config = load_benchmark(
+        write(tmp_path, GOOD), {"search.trials": 9, "cv.folds": 5, "models": ["mlp"]}
+    )
+    assert (config.search.trials, config.cv.folds, config.models) == (9, 5, ["mlp"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"serach": {}}, "unknown key (did you mean 'search'?)"),
+        ({"search": {"trails": 3}}, "search.trails: unknown key (did you mean 'trials'?)"),
+        ({"models": ["resnet19"]}, "models[0]: unknown model 'resnet19' (did you mean 'resnet18'?)"),
+        ({"models": ["nothing*"]}, "no model matches 'nothing*'"),
+        ({"datasets": ["mnits"]}, "unknown dataset 'mnits' (did you mean 'mnist'?)"),
+        ({"datasets": ["imagefolder"]}, "dataset 'imagefolder' needs 'path'"),
+        ({"datasets": [{"name": "digits", "root": "/x"}]}, "takes no option 'root'"),
+        ({"search_space": {"lr": {"type": "loguniform", "low": 1e-2, "high": 1e-4}}},
+         "low (0.01) > high (0.0001); swap them"),
+        ({"search_space": {"lr": {"type": "loguniform", "low": 0, "high": 1}}},
+         "a log-scale range needs low > 0"),
+        ({"search_space": {"weight_decy": 0.1}}, "unknown hyperparameter (did you mean 'weight_decay'"),
+        ({"search_space": {"optimizer": ["adam", "sdg"]}}, "unknown optimizer 'sdg' (did you mean 'sgd'?)"),
+        ({"search": {"sampler": "bayes"}}, "search.sampler"),
+        ({"search": {"metric": "f1"}}, "unknown metric 'f1' (did you mean"),
+        ({"cv": {"folds": 1}}, "cv.folds"),
+        ({"resources": {"workers": 2, "gpus_per_worker": 0.5}}, "fractional gpus_per_worker"),
+        ({"overrides": {"vgg61": {"lr": 0.1}}}, "overrides.vgg61: unknown model (did you mean 'vgg16'?)"),
+        ({"overrides": {"mlp": {"width": 3}}}, "overrides.mlp.width: unknown hyperparameter"),
+        ({"model_budgets": {"mpl": {"trials": 1}}}, "model_budgets.mpl: unknown model (did you mean 'mlp'?)"),
+        ({"model_budgets": {"mlp": {"trials": 0}}}, "model_budgets.mlp.trials"),
+        ({"search": {"sampler": "grid"}}, "the grid sampler takes only choice lists"),
+    ],
+)
+def test_bad_input_names_file_key_and_fix(tmp_path, change, expected):
+    raw = {**GOOD, **change}
+    message = error_of(tmp_path, raw)
+    assert str(tmp_path / "bench.yaml") in message
+    assert expected in message
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    message = error_of(tmp_path, "name: x\nmodels: [mlp\ndatasets: [digits]\n")
+    assert "malformed YAML" in message and "line" in message
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="no such benchmark file"):
+        load_benchmark(tmp_path / "nope.yaml")
+    assert "expected a mapping" in error_of(tmp_path, "- just\n- a list\n")
+
+
+def test_bad_cli_override_is_reported_like_the_file(tmp_path):
+    message = error_of(tmp_path, GOOD, **{"search.trials": 0})
+    assert "search.trials" in message
+
+
+def test_every_shipped_definition_validates():
+    from pathlib import Path
+
+    shipped = sorted(Path(__file__).resolve().parent.parent.glob("search_spaces/*.yaml"))
+    assert shipped, "search_spaces/ holds no benchmark definitions"
+    for path in shipped:
+        load_benchmark(path)
+
+
+def test_validate_without_a_file_uses_given_source():
+    with pytest.raises(ConfigError, match="^<cli>: models"):
+        validate_benchmark({"name": "x", "models": ["nope"], "datasets": ["digits"]}, "<cli>")

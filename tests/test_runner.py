@@ -1,0 +1,103 @@
+"""End to end on a real local Ray (2 CPUs, started once per session): bench run at tiny scale."""
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from bench.config import validate_benchmark
+from bench.metrics import METRIC_NAMES, compute_metrics
+from bench.results.schema import SCHEMA_VERSION, TABLES
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ray_session, tmp_path_factory, tiny_benchmark):
+    from bench.runner import run_benchmark
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    config = validate_benchmark(tiny_benchmark(tmp))
+    return run_benchmark(config, echo=lambda line: None)
+
+
+def read(run, name):
+    return pq.read_table(f"{run.store.path}/{name}.parquet")
+
+
+def test_every_file_has_the_schema_and_version(tiny_run):
+    for name, schema in TABLES.items():
+        table = read(tiny_run, name)
+        assert table.schema.names == schema.names, name
+        assert table.schema.equals(schema, check_metadata=False), name
+        assert table.schema.metadata[b"bench.schema_version"] == str(SCHEMA_VERSION).encode()
+    for extra in ("config.yaml", "environment.json"):
+        assert tiny_run.store.exists(extra)
+
+
+def test_rows_cover_every_pairing_trial_and_fold(tiny_run):
+    folds = read(tiny_run, "folds").to_pandas()
+    assert len(folds) == 2 * 2 * 2  # pairings x trials x folds
+    assert set(folds.groupby(["model", "trial"]).size()) == {2}
+    trials = read(tiny_run, "trials").to_pandas()
+    assert len(trials) == 4 and set(trials.status) == {"ok"}
+    for _, trial in trials.iterrows():
+        mine = folds[(folds.model == trial.model) & (folds.trial == trial.trial)]
+        assert trial.score == pytest.approx(mine.f1_macro.mean())
+        assert trial.cv_f1_macro_std == pytest.approx(mine.f1_macro.std(ddof=1))
+        assert json.loads(trial.params)["lr"] == pytest.approx(json.loads(mine.params.iloc[0])["lr"])
+    assert (folds.node_id.str.len() > 0).all()
+    epochs = read(tiny_run, "epochs").to_pandas()
+    assert set(epochs.phase) == {"cv", "refit"}
+    assert len(epochs[epochs.phase == "cv"]) == 2 * 2 * 2 * 2  # ... x 2 epochs
+
+
+def test_metrics_are_sane(tiny_run):
+    folds = read(tiny_run, "folds").to_pandas()
+    for name in METRIC_NAMES:
+        if name == "log_loss":
+            assert (folds[name] > 0).all()
+        else:
+            assert folds[name].between(0, 1).all(), name
+    # two epochs on digits already beat chance (0.1) by far
+    assert (folds.accuracy > 0.5).all()
+
+
+def test_test_metrics_recomputed_from_predictions_match_the_leaderboard(tiny_run):
+    board = read(tiny_run, "leaderboard").to_pandas()
+    predictions = read(tiny_run, "predictions").to_pandas()
+    assert sorted(board["rank"]) == [1, 2]
+    for _, row in board.iterrows():
+        mine = predictions[predictions.model == row.model].sort_values("sample")
+        assert len(mine) == row.test_samples == 360
+        proba = np.stack(mine.proba.to_numpy())
+        report = compute_metrics(mine.y_true.to_numpy(), proba, 10)
+        for name in METRIC_NAMES:
+            expected = report.values[name]
+            if math.isnan(expected):
+                assert math.isnan(row[f"test_{name}"])
+            else:
+                assert row[f"test_{name}"] == pytest.approx(expected, abs=1e-6), name
+        assert (mine.y_pred.to_numpy() == proba.argmax(1)).all()
+
+
+def test_folds_are_saved_and_shared_by_every_model(tiny_run):
+    splits = read(tiny_run, "splits").to_pandas()
+    train = splits[splits.role == "train"]
+    assert sorted(train.fold.unique()) == [0, 1]
+    assert len(splits[splits.role == "test"]) == 360
+    assert not set(train.source_index) & set(splits[splits.role == "test"].source_index)
+    folds = read(tiny_run, "folds").to_pandas()
+    # every trial of every model trained on the same folds: same epochs budget, same folds set
+    assert set(folds.fold) == {0, 1}
+
+
+def test_runs_never_overwrite_each_other(tiny_run):
+    from bench.results.store import RunStore
+    from bench.errors import BenchError
+
+    output = tiny_run.store.path.rsplit("/", 2)[0]
+    with pytest.raises(BenchError, match="already exists"):
+        RunStore.create(output, "tiny", tiny_run.store.run_id)

@@ -1,0 +1,117 @@
+"""The pure-PyTorch loop on tiny real data (digits)."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.splits import fold_indices, holdout_split
+from bench.data.loaders import load_digits
+from bench.config import DatasetConfig
+from bench.metrics import get_metric
+from bench.models.small import MLP
+from bench.train.loop import (
+    DivergedError,
+    IndexedImages,
+    InputAdapter,
+    TrainSettings,
+    cross_validate,
+    fit_and_predict,
+    make_loader,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    loaded = load_digits(DatasetConfig(name="digits"))
+    return loaded.x[:600], loaded.y[:600]
+
+
+ADAPT = InputAdapter(1, 8, (0.3,), (0.35,))
+
+
+def f1(y, proba):
+    return get_metric("f1_macro").fn(y, proba, proba.argmax(1), 10)
+
+
+def build():
+    return MLP(64, 10, hidden_dim=64, depth=1, dropout=0.0)
+
+
+def test_cross_validation_learns_and_keeps_folds_apart(digits):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    scores = []
+    outcomes = cross_validate(build, x, y, folds, TrainSettings(epochs=5, batch_size=32, lr=3e-3),
+                              ADAPT, f1, on_epoch=lambda e, s: scores.append((e, s)))
+    assert [e for e, _ in scores] == [1, 2, 3, 4, 5]
+    assert scores[-1][1] >= scores[0][1]
+    for outcome, (_, val) in zip(outcomes, folds, strict=True):
+        assert np.array_equal(outcome.val_index, val)
+        assert outcome.val_proba.shape == (len(val), 10)
+        assert np.allclose(outcome.val_proba.sum(1), 1, atol=1e-5)
+        assert f1(y[val], outcome.val_proba) > 0.8
+        assert len(outcome.history) == outcome.epochs_run == 5
+        assert 1 <= outcome.best_epoch <= 5
+
+
+def test_restores_best_epoch_weights(digits):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    outcomes = cross_validate(build, x, y, folds, TrainSettings(epochs=4, batch_size=32, lr=3e-3),
+                              ADAPT, f1)
+    for outcome in outcomes:
+        best = max(h.val_score for h in outcome.history)
+        restored = f1(y[outcome.val_index], outcome.val_proba)
+        assert restored == pytest.approx(best)
+
+
+def test_patience_stops_a_fold_early(digits):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    constant = lambda y_true, proba: 0.5  # never improves after epoch 1  # noqa: E731
+    outcomes = cross_validate(build, x, y, folds,
+                              TrainSettings(epochs=10, batch_size=64, patience=2), ADAPT, constant)
+    assert all(o.epochs_run == 3 and o.best_epoch == 1 for o in outcomes)
+
+
+def test_same_seed_same_result(digits):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    settings = TrainSettings(epochs=2, batch_size=32, seed=3)
+    a = cross_validate(build, x, y, folds, settings, ADAPT, f1)
+    b = cross_validate(build, x, y, folds, settings, ADAPT, f1)
+    assert all(np.array_equal(p.val_proba, q.val_proba) for p, q in zip(a, b, strict=True))
+
+
+def test_divergence_raises_a_clear_error(digits):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    with pytest.raises(DivergedError, match="lower the learning rate"):
+        cross_validate(build, x, y, folds,
+                       TrainSettings(epochs=2, batch_size=32, lr=1e30, optimizer="sgd"), ADAPT, f1)
+
+
+def test_refit_trains_on_everything_and_predicts_test(digits):
+    x, y = digits
+    train, test = holdout_split(y, 0.2, seed=0)
+    outcome = fit_and_predict(build, x[train], y[train], x[test],
+                              TrainSettings(epochs=10, batch_size=32, lr=3e-3), ADAPT)
+    assert outcome.test_proba.shape == (120, 10) and outcome.epochs == 10
+    assert len(outcome.history) == 10
+    assert f1(y[test], outcome.test_proba) > 0.8
+
+
+def test_loader_yields_whole_batches_from_the_index():
+    images = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
+    labels = np.arange(10)
+    data = IndexedImages(images, labels, np.array([7, 3, 5]))
+    batch_x, batch_y = next(iter(make_loader(data, batch_size=3, shuffle=False, seed=0)))
+    assert batch_y.tolist() == [7, 3, 5]
+    assert torch.equal(batch_x, torch.from_numpy(images[[7, 3, 5]]))
+
+
+def test_input_adapter_repeats_channels_and_resizes():
+    adapt = InputAdapter(3, 32, (0.5,), (0.5,))
+    out = adapt(torch.full((2, 1, 8, 8), 255, dtype=torch.uint8))
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.allclose(out, torch.ones_like(out))
