@@ -94,8 +94,9 @@ def make_scheduler(asha: AshaConfig | None, epochs: int, mode: str) -> Any:
 def trial_resources(job: PairingJob) -> dict[str, float]:
     r = job.resources
     if r.distributed:
-        # The trial function only drives a TorchTrainer whose workers reserve the real resources.
-        return {"cpu": 0}
+        # The trial function only drives a TorchTrainer whose workers reserve the real
+        # resources; Tune refuses an empty bundle, so it holds a token byte of memory.
+        return {"cpu": 0, "memory": 1}
     return {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
 
 
