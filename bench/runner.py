@@ -33,7 +33,9 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    common = {"logging_level": logging.WARNING, "log_to_driver": True}
+    # Worker output (Tune's and Ray's shutdown chatter) stays in Ray's session logs; the
+    # console shows bench's progress, and failures are recorded in trials.parquet.
+    common = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         ray.init(address=address, **common)
     else:
@@ -163,9 +165,7 @@ def run_benchmark(
         for model, dataset in config.pairings()
     ]
     metric = config.search.metric
-    progress = Progress.remote(
-        {j.ctx.pairing: j.ctx.trials for j in jobs}, get_metric(metric).mode
-    )
+    progress = Progress.remote({j.ctx.pairing: j.ctx.trials for j in jobs}, get_metric(metric).mode)
     concurrent = config.search.max_concurrent_trials or trial_slots(config)
     search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
     pending = [

@@ -16,8 +16,9 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, dashboard_host="127.0.0.1", include_dashboard=True,
-                 logging_level="WARNING")
+        ray.init(
+            num_cpus=2, dashboard_host="127.0.0.1", include_dashboard=True, logging_level="WARNING"
+        )
     yield ray
     ray.shutdown()
 

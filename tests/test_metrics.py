@@ -77,7 +77,9 @@ def test_absent_class_gives_nan_with_reason_not_a_crash():
 
 def test_top5_only_with_more_than_five_classes():
     report = compute_metrics(Y_TRUE, PROBA, 3)
-    assert math.isnan(report.values["top5_accuracy"]) and "5 or fewer" in report.notes["top5_accuracy"]
+    assert (
+        math.isnan(report.values["top5_accuracy"]) and "5 or fewer" in report.notes["top5_accuracy"]
+    )
     rng = np.random.default_rng(0)
     proba = rng.dirichlet(np.ones(10), size=50)
     y = rng.integers(0, 10, size=50)
@@ -99,5 +101,8 @@ def test_perfect_predictions_score_best(name):
     y = np.repeat(np.arange(7), 3)
     perfect = np.eye(7)[y] * 0.94 + 0.01
     worst = np.roll(np.eye(7), 1, axis=1)[y] * 0.94 + 0.01
-    good, bad = compute_metrics(y, perfect, 7).values[name], compute_metrics(y, worst, 7).values[name]
+    good, bad = (
+        compute_metrics(y, perfect, 7).values[name],
+        compute_metrics(y, worst, 7).values[name],
+    )
     assert (good > bad) if higher_is_better(name) else (good < bad)

@@ -47,7 +47,9 @@ def test_rows_cover_every_pairing_trial_and_fold(tiny_run):
         mine = folds[(folds.model == trial.model) & (folds.trial == trial.trial)]
         assert trial.score == pytest.approx(mine.f1_macro.mean())
         assert trial.cv_f1_macro_std == pytest.approx(mine.f1_macro.std(ddof=1))
-        assert json.loads(trial.params)["lr"] == pytest.approx(json.loads(mine.params.iloc[0])["lr"])
+        assert json.loads(trial.params)["lr"] == pytest.approx(
+            json.loads(mine.params.iloc[0])["lr"]
+        )
     assert (folds.node_id.str.len() > 0).all()
     epochs = read(tiny_run, "epochs").to_pandas()
     assert set(epochs.phase) == {"cv", "refit"}
@@ -95,8 +97,8 @@ def test_folds_are_saved_and_shared_by_every_model(tiny_run):
 
 
 def test_runs_never_overwrite_each_other(tiny_run):
-    from bench.results.store import RunStore
     from bench.errors import BenchError
+    from bench.results.store import RunStore
 
     output = tiny_run.store.path.rsplit("/", 2)[0]
     with pytest.raises(BenchError, match="already exists"):

@@ -62,15 +62,28 @@ def write_cifar(root, per_batch=6, test=4):
     rng = np.random.default_rng(1)
 
     def batch(n, offset):
-        return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                b"labels": [(offset + i) % 10 for i in range(n)]}
+        return {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [(offset + i) % 10 for i in range(n)],
+        }
 
     for i in range(1, 6):
         with open(folder / f"data_batch_{i}", "wb") as fh:
             pickle.dump(batch(per_batch, i), fh)
     with open(folder / "test_batch", "wb") as fh:
         pickle.dump(batch(test, 0), fh)
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({b"label_names": names, b"num_vis": 3072}, fh)
     return folder
@@ -117,8 +130,9 @@ def write_tree(root, classes=("cat", "dog"), per_class=4, size=10):
 
 def test_imagefolder_single_tree(tmp_path):
     write_tree(tmp_path / "pets")
-    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets"),
-                                            image_size=10))
+    loaded = load_imagefolder(
+        DatasetConfig(name="imagefolder", path=str(tmp_path / "pets"), image_size=10)
+    )
     assert loaded.classes == ["cat", "dog"] and loaded.test_x is None
     assert loaded.x.shape == (8, 3, 10, 10) and loaded.y.tolist() == [0] * 4 + [1] * 4
     expected = np.asarray(Image.open(tmp_path / "pets" / "cat" / "0.png").convert("RGB"))
@@ -128,8 +142,9 @@ def test_imagefolder_single_tree(tmp_path):
 def test_imagefolder_train_test_and_grayscale(tmp_path):
     write_tree(tmp_path / "t" / "train")
     write_tree(tmp_path / "t" / "test", per_class=2)
-    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "t"),
-                                            image_size=6, channels=1))
+    loaded = load_imagefolder(
+        DatasetConfig(name="imagefolder", path=str(tmp_path / "t"), image_size=6, channels=1)
+    )
     assert loaded.x.shape == (8, 1, 6, 6) and loaded.test_x.shape == (4, 1, 6, 6)
 
 

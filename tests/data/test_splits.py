@@ -27,7 +27,9 @@ def test_folds_are_deterministic_per_seed():
 
 
 def test_more_folds_than_smallest_class_is_a_config_error():
-    with pytest.raises(ConfigError, match="smallest class has 10 training samples; use folds <= 10"):
+    with pytest.raises(
+        ConfigError, match="smallest class has 10 training samples; use folds <= 10"
+    ):
         fold_indices(LABELS, 11, seed=0)
 
 

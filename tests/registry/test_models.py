@@ -8,8 +8,12 @@ from bench.registry.models import create_model
 from bench.train.loop import InputAdapter
 
 # (channels, side, classes) of digits, MNIST, CIFAR-10 and a small RGB ImageFolder.
-DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10),
-                  "imagefolder": (3, 24, 3)}
+DATASET_SHAPES = {
+    "digits": (1, 8, 10),
+    "mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "imagefolder": (3, 24, 3),
+}
 
 
 @pytest.mark.parametrize("shape", DATASET_SHAPES.values(), ids=DATASET_SHAPES.keys())
@@ -32,7 +36,9 @@ def test_forward_backward_on_every_dataset_shape(name, shape):
 
 def test_models_listed_by_pattern():
     assert MODELS.names("resnet*") == ["resnet101", "resnet18", "resnet34", "resnet50"]
-    assert {"mlp", "simple_cnn", "vgg16", "vgg16_bn", "efficientnet_b0", "mobilenet_v2"} <= set(MODELS)
+    assert {"mlp", "simple_cnn", "vgg16", "vgg16_bn", "efficientnet_b0", "mobilenet_v2"} <= set(
+        MODELS
+    )
 
 
 def test_unknown_hyperparameter_is_refused():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data.splits import fold_indices, holdout_split
-from bench.data.loaders import load_digits
 from bench.config import DatasetConfig
+from bench.data.loaders import load_digits
+from bench.data.splits import fold_indices, holdout_split
 from bench.metrics import get_metric
 from bench.models.small import MLP
 from bench.train.loop import (
@@ -41,8 +41,16 @@ def test_cross_validation_learns_and_keeps_folds_apart(digits):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
     scores = []
-    outcomes = cross_validate(build, x, y, folds, TrainSettings(epochs=5, batch_size=32, lr=3e-3),
-                              ADAPT, f1, on_epoch=lambda e, s: scores.append((e, s)))
+    outcomes = cross_validate(
+        build,
+        x,
+        y,
+        folds,
+        TrainSettings(epochs=5, batch_size=32, lr=3e-3),
+        ADAPT,
+        f1,
+        on_epoch=lambda e, s: scores.append((e, s)),
+    )
     assert [e for e, _ in scores] == [1, 2, 3, 4, 5]
     assert scores[-1][1] >= scores[0][1]
     for outcome, (_, val) in zip(outcomes, folds, strict=True):
@@ -57,8 +65,9 @@ def test_cross_validation_learns_and_keeps_folds_apart(digits):
 def test_restores_best_epoch_weights(digits):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
-    outcomes = cross_validate(build, x, y, folds, TrainSettings(epochs=4, batch_size=32, lr=3e-3),
-                              ADAPT, f1)
+    outcomes = cross_validate(
+        build, x, y, folds, TrainSettings(epochs=4, batch_size=32, lr=3e-3), ADAPT, f1
+    )
     for outcome in outcomes:
         best = max(h.val_score for h in outcome.history)
         restored = f1(y[outcome.val_index], outcome.val_proba)
@@ -69,8 +78,9 @@ def test_patience_stops_a_fold_early(digits):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
     constant = lambda y_true, proba: 0.5  # never improves after epoch 1  # noqa: E731
-    outcomes = cross_validate(build, x, y, folds,
-                              TrainSettings(epochs=10, batch_size=64, patience=2), ADAPT, constant)
+    outcomes = cross_validate(
+        build, x, y, folds, TrainSettings(epochs=10, batch_size=64, patience=2), ADAPT, constant
+    )
     assert all(o.epochs_run == 3 and o.best_epoch == 1 for o in outcomes)
 
 
@@ -87,15 +97,23 @@ def test_divergence_raises_a_clear_error(digits):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
     with pytest.raises(DivergedError, match="lower the learning rate"):
-        cross_validate(build, x, y, folds,
-                       TrainSettings(epochs=2, batch_size=32, lr=1e30, optimizer="sgd"), ADAPT, f1)
+        cross_validate(
+            build,
+            x,
+            y,
+            folds,
+            TrainSettings(epochs=2, batch_size=32, lr=1e30, optimizer="sgd"),
+            ADAPT,
+            f1,
+        )
 
 
 def test_refit_trains_on_everything_and_predicts_test(digits):
     x, y = digits
     train, test = holdout_split(y, 0.2, seed=0)
-    outcome = fit_and_predict(build, x[train], y[train], x[test],
-                              TrainSettings(epochs=10, batch_size=32, lr=3e-3), ADAPT)
+    outcome = fit_and_predict(
+        build, x[train], y[train], x[test], TrainSettings(epochs=10, batch_size=32, lr=3e-3), ADAPT
+    )
     assert outcome.test_proba.shape == (120, 10) and outcome.epochs == 10
     assert len(outcome.history) == 10
     assert f1(y[test], outcome.test_proba) > 0.8
