@@ -40,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="results folder or URI")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
 
+    for name, help_text in (
+        ("report", "rebuild leaderboards and report.html from results (Parquet only)"),
+        ("leaderboard", "print the ranked leaderboard of results in the terminal"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("paths", nargs="+", help="run folders or folders holding runs")
+        sub.add_argument("--metric", default="f1_macro", help="rank by this metric")
+        sub.add_argument("--dataset", type=_csv, help="only these datasets (comma-separated)")
+        sub.add_argument("--model", type=_csv, help="only these models (comma-separated)")
+        if name == "report":
+            sub.add_argument("--out", help="output folder (default: <first path>/report)")
+
     commands.add_parser("models", help="list the registered models")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -64,6 +76,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if any(row["status"] == "ok" for row in summary.leaderboard) else 1
 
 
+def _check_metric(name: str) -> None:
+    from bench.errors import closest
+    from bench.metrics import METRIC_NAMES
+
+    if name not in METRIC_NAMES:
+        raise BenchError(
+            f"--metric: unknown metric '{name}'{closest(name, METRIC_NAMES)} "
+            f"(known: {', '.join(METRIC_NAMES)})"
+        )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.report.build import build_report  # Parquet, pandas, matplotlib: no Ray, no torch
+
+    _check_metric(args.metric)
+    files = build_report(args.paths, args.metric, args.dataset, args.model, args.out)
+    for path in (files.markdown, files.csv, files.parquet, files.html):
+        print(path)
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from bench.report.console import format_leaderboard
+    from bench.report.tables import leaderboard
+    from bench.results.reader import load_runs
+
+    _check_metric(args.metric)
+    board = leaderboard(load_runs(args.paths), args.metric, args.dataset, args.model)
+    print(format_leaderboard(board.to_dict("records")))
+    return 0
+
+
 def _list_models(args: argparse.Namespace) -> int:
     from bench.registry import MODELS
 
@@ -84,7 +128,13 @@ def _list_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "models": _list_models, "datasets": _list_datasets}
+COMMANDS = {
+    "run": _run,
+    "report": _report,
+    "leaderboard": _leaderboard,
+    "models": _list_models,
+    "datasets": _list_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,186 @@
+"""The report's figures: matplotlib (Agg) PNGs, returned as data URIs for a self-contained page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 72
+
+
+def _data_uri(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def metric_bars(board: pd.DataFrame, metric: str) -> str:
+    """CV mean per model with fold-std error bars, and the test score as a dot."""
+    ok = board[board.status == "ok"]
+    fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(ok) + 2), 3))
+    x = np.arange(len(ok))
+    ax.bar(
+        x,
+        ok[f"cv_{metric}_mean"],
+        yerr=ok[f"cv_{metric}_std"].fillna(0),
+        capsize=4,
+        color="#4c72b0",
+        label="CV mean ± std",
+    )
+    ax.plot(x, ok[f"test_{metric}"], "o", color="#dd8452", label="test")
+    ax.set_xticks(x, ok.model, rotation=30, ha="right")
+    ax.set_ylabel(metric)
+    ax.legend(loc="lower right", fontsize=8)
+    return _data_uri(fig)
+
+
+def confusion_heatmap(confusion_json: str, classes: list[str]) -> str:
+    matrix = np.asarray(json.loads(confusion_json), dtype=float)
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalized = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    side = max(3, 0.35 * len(classes) + 1.5)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 12:
+        for i, j in np.ndindex(normalized.shape):
+            ax.text(
+                j,
+                i,
+                f"{normalized[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if normalized[i, j] > 0.5 else "black",
+            )
+    return _data_uri(fig)
+
+
+def per_class_f1(per_class_json: str, classes: list[str]) -> str:
+    f1 = json.loads(per_class_json)["f1"]
+    fig, ax = plt.subplots(figsize=(max(4, 0.3 * len(classes) + 2), 2.5))
+    ax.bar(np.arange(len(f1)), [v if v is not None else np.nan for v in f1], color="#55a868")
+    ax.set_xticks(np.arange(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test F1")
+    return _data_uri(fig)
+
+
+def roc_curves(predictions: pd.DataFrame, classes: list[str]) -> str:
+    """One-vs-rest ROC curve per class from the stored test probabilities."""
+    from sklearn.metrics import auc, roc_curve
+
+    y = predictions.y_true.to_numpy()
+    proba = np.stack(predictions.proba.to_numpy())
+    fig, ax = plt.subplots(figsize=(4, 4))
+    for label, name in enumerate(classes):
+        positives = y == label
+        if positives.all() or not positives.any():
+            continue
+        fpr, tpr, _ = roc_curve(positives, proba[:, label])
+        ax.plot(fpr, tpr, linewidth=1, label=f"{name} ({auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    if len(classes) <= 12:
+        ax.legend(fontsize=6, loc="lower right")
+    return _data_uri(fig)
+
+
+def learning_curves(epochs: pd.DataFrame, metric: str) -> str:
+    """Mean over folds of train/validation loss and the validation metric, per epoch."""
+    by_epoch = epochs.groupby("epoch")[["train_loss", "val_loss", "val_score"]].mean()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 2.6))
+    left.plot(by_epoch.index, by_epoch.train_loss, label="train loss")
+    left.plot(by_epoch.index, by_epoch.val_loss, label="validation loss")
+    left.set_xlabel("epoch")
+    left.legend(fontsize=7)
+    right.plot(by_epoch.index, by_epoch.val_score, color="#c44e52")
+    right.set_xlabel("epoch")
+    right.set_ylabel(f"validation {metric}")
+    return _data_uri(fig)
+
+
+def search_history(trials: pd.DataFrame, higher_is_better: bool) -> str:
+    """Score of each trial in order, and the best so far."""
+    trials = trials.sort_values("trial")
+    scores = trials.score.to_numpy(dtype=float)
+    ok = (trials.status == "ok").to_numpy()
+    best = pd.Series(np.where(ok, scores, np.nan))
+    best = best.cummax() if higher_is_better else best.cummin()
+    fig, ax = plt.subplots(figsize=(4.5, 2.6))
+    ax.scatter(trials.trial[ok], scores[ok], s=12, label="trial")
+    if (~ok).any():
+        ax.scatter(
+            trials.trial[~ok], scores[~ok], s=12, marker="x", color="grey", label="pruned / failed"
+        )
+    ax.step(trials.trial, best, where="post", color="#dd8452", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("CV score")
+    ax.legend(fontsize=7)
+    return _data_uri(fig)
+
+
+def importances_chart(importances: dict[str, float]) -> str:
+    names = list(importances)
+    fig, ax = plt.subplots(figsize=(4, 0.35 * len(names) + 1))
+    ax.barh(names, [importances[n] for n in names], color="#8172b3")
+    ax.invert_yaxis()
+    ax.set_xlabel("importance")
+    return _data_uri(fig)
+
+
+def param_importances(trials: pd.DataFrame) -> dict[str, float]:
+    """How much each hyperparameter explains the CV score (random-forest impurity importance,
+    as fANOVA-style importances do); empty with fewer than 4 finished trials."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    ok = trials[(trials.status == "ok") & trials.score.notna()]
+    if len(ok) < 4:
+        return {}
+    params = pd.DataFrame([json.loads(p) for p in ok.params]).reset_index(drop=True)
+    varying = [c for c in params.columns if params[c].astype(str).nunique() > 1]
+    if not varying:
+        return {}
+    features = pd.DataFrame(
+        {
+            c: params[c]
+            if pd.api.types.is_numeric_dtype(params[c])
+            else params[c].astype(str).astype("category").cat.codes
+            for c in varying
+        }
+    )
+    forest = RandomForestRegressor(n_estimators=64, random_state=0, min_samples_leaf=1)
+    forest.fit(features.to_numpy(dtype=float), ok.score.to_numpy(dtype=float))
+    ranked = sorted(zip(varying, forest.feature_importances_, strict=True), key=lambda kv: -kv[1])
+    return {name: float(value) for name, value in ranked}
+
+
+def cd_diagram(models: list[str], average_ranks: list[float], cd: float | None) -> str:
+    """Critical-difference diagram: models on the average-rank axis, the CD as a bar."""
+    order = np.argsort(average_ranks)
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(models) + 1.2))
+    for row, index in enumerate(order):
+        ax.plot(average_ranks[index], row, "o", color="#4c72b0")
+        ax.text(average_ranks[index] + 0.05, row, models[index], va="center", fontsize=8)
+    if cd:
+        ax.plot([1, 1 + cd], [-1, -1], color="#c44e52", linewidth=3)
+        ax.text(1, -1.6, f"CD = {cd:.2f} (Nemenyi, α = 0.05)", fontsize=7)
+    ax.set_xlim(0.8, len(models) + 0.5)
+    ax.set_yticks([])
+    ax.invert_yaxis()
+    ax.set_xlabel("average rank (1 = best)")
+    return _data_uri(fig)

@@ -1,0 +1,79 @@
+"""Read runs back: every run folder below the given paths, merged into one set of tables.
+
+Only pyarrow and pandas: a report needs neither Ray nor torch, and never writes here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from bench.errors import BenchError
+from bench.results.schema import TABLES
+from bench.results.store import read_parquet, resolve
+
+# Files a run folder must have, and those a report can do without (sections drop out).
+REQUIRED = ("leaderboard",)
+OPTIONAL = ("folds", "epochs", "trials", "predictions")
+
+
+@dataclass
+class RunSet:
+    """The merged tables of one or more runs (empty frames for files no run has)."""
+
+    runs: list[str]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # table -> runs without it
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+
+def find_runs(path: str) -> tuple[pafs.FileSystem, list[str]]:
+    """Run folders at or below `path`: folders holding a leaderboard.parquet."""
+    fs, base = resolve(path)
+    info = fs.get_file_info(base)
+    if info.type == pafs.FileType.NotFound:
+        raise BenchError(f"{path}: no such results folder; pass a run folder or its parent")
+    selector = pafs.FileSelector(base, recursive=True)
+    found = [
+        f.path.rsplit("/", 1)[0]
+        for f in fs.get_file_info(selector)
+        if f.type == pafs.FileType.File
+        and f.path.endswith("/leaderboard.parquet")
+        and "/parts/" not in f.path
+    ]
+    if (
+        info.type == pafs.FileType.Directory
+        and fs.get_file_info(f"{base}/leaderboard.parquet").type == pafs.FileType.File
+    ):
+        found.append(base)
+    return fs, sorted(set(found))
+
+
+def load_runs(paths: list[str]) -> RunSet:
+    folders: list[tuple[pafs.FileSystem, str]] = []
+    for path in paths:
+        fs, runs = find_runs(path)
+        if not runs:
+            raise BenchError(
+                f"{path}: no leaderboard.parquet below it; point at folders written by `bench run`"
+            )
+        folders += [(fs, run) for run in runs]
+    runset = RunSet(runs=[run for _, run in folders])
+    for name in REQUIRED + OPTIONAL:
+        frames, missing = [], []
+        for fs, run in folders:
+            file = f"{run}/{name}.parquet"
+            if fs.get_file_info(file).type != pafs.FileType.File:
+                missing.append(run)
+                continue
+            frames.append(read_parquet(fs, file).to_pandas())
+        runset.tables[name] = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else TABLES[name].empty_table().to_pandas()
+        )
+        runset.missing[name] = missing
+    return runset
