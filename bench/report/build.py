@@ -4,6 +4,10 @@ from the Parquet files alone. Writes only into its output folder; never into a r
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +117,34 @@ def _friedman_section(board: pd.DataFrame, metric: str) -> dict[str, Any] | None
 
 def _dataset_section(runs: RunSet, name: str, group: pd.DataFrame, metric: str) -> dict[str, Any]:
     ok = group[group.status == "ok"]
+    jobs = [
+        (row, *(_rows_of(runs[t], row) for t in ("predictions", "epochs", "trials")), metric)
+        for _, row in group.iterrows()
+    ]
     return {
         "name": name,
         "bars": plots.metric_bars(group, metric) if len(ok) else None,
-        "pairings": [_pairing_section(runs, row, metric) for _, row in group.iterrows()],
+        "pairings": _map(_pairing_section, jobs),
     }
 
 
-def _pairing_section(runs: RunSet, row: pd.Series, metric: str) -> dict[str, Any]:
+def _map(fn, jobs: list[tuple]) -> list[Any]:
+    """Figures are CPU-bound and independent: draw them on every core (fork keeps it cheap)."""
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2:
+        return [fn(*job) for job in jobs]
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(fn, *zip(*jobs, strict=True)))
+
+
+def _pairing_section(
+    row: pd.Series,
+    predictions: pd.DataFrame,
+    epochs: pd.DataFrame,
+    trials: pd.DataFrame,
+    metric: str,
+) -> dict[str, Any]:
     figures, notes = [], []
     if row.status != "ok":
         return {
@@ -139,17 +163,15 @@ def _pairing_section(runs: RunSet, row: pd.Series, metric: str) -> dict[str, Any
     figures.append(
         {"caption": "per-class F1 (test)", "uri": plots.per_class_f1(row.test_per_class, classes)}
     )
-    mine = _rows_of(runs["predictions"], row)
-    if len(mine):
+    if len(predictions):
         figures.append(
             {
                 "caption": "one-vs-rest ROC (test)",
-                "uri": plots.roc_curves(mine.sort_values("sample"), classes),
+                "uri": plots.roc_curves(predictions.sort_values("sample"), classes),
             }
         )
     else:
         notes.append("no predictions: ROC curves left out")
-    epochs = _rows_of(runs["epochs"], row)
     epochs = (
         epochs[(epochs.phase == "cv") & (epochs.trial == row.best_trial)] if len(epochs) else epochs
     )
@@ -162,7 +184,6 @@ def _pairing_section(runs: RunSet, row: pd.Series, metric: str) -> dict[str, Any
         )
     else:
         notes.append("no epochs: learning curves left out")
-    trials = _rows_of(runs["trials"], row)
     importances: dict[str, float] = {}
     if len(trials):
         figures.append(
