@@ -45,3 +45,28 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_default_benchmark_is_shipped():
     assert default_benchmark().is_file()
+
+
+def test_report_and_leaderboard_commands_need_neither_ray_nor_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.results.synthetic import write_synthetic_run
+
+    write_synthetic_run(str(tmp_path), "b", ["d1"], ["alpha", "beta"])
+    script = (
+        "import sys; from bench.cli import main\n"
+        f"assert main(['report', {str(tmp_path)!r}, '--out', {str(tmp_path / 'out')!r}]) == 0\n"
+        f"assert main(['leaderboard', {str(tmp_path)!r}, '--metric', 'accuracy']) == 0\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "assert not loaded & {'ray', 'torch', 'torchvision', 'optuna'}, loaded & {'ray', 'torch'}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "alpha" in done.stdout and (tmp_path / "out" / "report.html").is_file()
+
+
+def test_report_on_a_missing_folder_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such results folder" in err

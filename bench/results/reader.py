@@ -37,18 +37,16 @@ def find_runs(path: str) -> tuple[pafs.FileSystem, list[str]]:
     if info.type == pafs.FileType.NotFound:
         raise BenchError(f"{path}: no such results folder; pass a run folder or its parent")
     selector = pafs.FileSelector(base, recursive=True)
-    found = [
-        f.path.rsplit("/", 1)[0]
-        for f in fs.get_file_info(selector)
-        if f.type == pafs.FileType.File
-        and f.path.endswith("/leaderboard.parquet")
-        and "/parts/" not in f.path
+    files = [f.path for f in fs.get_file_info(selector) if f.type == pafs.FileType.File]
+    files += [
+        f"{base}/{name}"
+        for name in ("leaderboard.parquet", "report.html")
+        if fs.get_file_info(f"{base}/{name}").type == pafs.FileType.File
     ]
-    if (
-        info.type == pafs.FileType.Directory
-        and fs.get_file_info(f"{base}/leaderboard.parquet").type == pafs.FileType.File
-    ):
-        found.append(base)
+    folders = {path.rsplit("/", 1)[0] for path in files if path.endswith("/leaderboard.parquet")}
+    # A report folder holds a merged leaderboard.parquet too; it is output, not a run.
+    reports = {path.rsplit("/", 1)[0] for path in files if path.endswith("/report.html")}
+    found = [f for f in folders - reports if "/parts/" not in f + "/"]
     return fs, sorted(set(found))
 
 
