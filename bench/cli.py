@@ -4,6 +4,7 @@ print as one line and exit 2; `--debug` shows the traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,13 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a benchmark definition (default: the digits one)")
     run.add_argument("benchmark", nargs="?", help=f"YAML file (default: {DEFAULT_BENCHMARK})")
-    run.add_argument("--models", type=_csv, help="comma-separated names or globs")
-    run.add_argument("--datasets", type=_csv, help="comma-separated dataset names")
-    run.add_argument("--trials", type=int, help="trials per pairing")
-    run.add_argument("--folds", type=int, help="cross-validation folds")
-    run.add_argument("--epochs", type=int, help="epochs per fold")
-    run.add_argument("--output", help="results folder or URI")
+    _add_run_flags(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+
+    submit = commands.add_parser("submit", help="submit a benchmark to a Ray cluster as a job")
+    submit.add_argument("benchmark", help="YAML file")
+    _add_run_flags(submit)
+    _add_address(submit)
+    submit.add_argument("--wait", action="store_true", help="follow the logs until the job ends")
+    submit.add_argument(
+        "--ship-source",
+        action="store_true",
+        help="send this bench source tree with the job (py_modules)",
+    )
+
+    jobs = commands.add_parser("jobs", help="list, inspect, follow or stop submitted jobs")
+    actions = jobs.add_subparsers(dest="action", required=True)
+    _add_address(actions.add_parser("list", help="every job on the cluster"))
+    for action in ("status", "logs", "stop"):
+        sub = actions.add_parser(action, help=f"{action} of one job")
+        sub.add_argument("job_id")
+        _add_address(sub)
+        if action == "logs":
+            sub.add_argument("--follow", action="store_true", help="keep printing until it ends")
 
     for name, help_text in (
         ("report", "rebuild leaderboards and report.html from results (Parquet only)"),
@@ -57,18 +74,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUN_FLAGS = {  # flag -> the config key it overrides
+    "models": "models",
+    "datasets": "datasets",
+    "trials": "search.trials",
+    "folds": "cv.folds",
+    "epochs": "budget.epochs",
+    "output": "output",
+}
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=_csv, help="comma-separated names or globs")
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names")
+    parser.add_argument("--trials", type=int, help="trials per pairing")
+    parser.add_argument("--folds", type=int, help="cross-validation folds")
+    parser.add_argument("--epochs", type=int, help="epochs per fold")
+    parser.add_argument("--output", help="results folder or URI")
+
+
+def _add_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265",
+        help="the cluster's dashboard, http://HEAD:8265 (default: RAY_ADDRESS)",
+    )
+
+
+def _run_flags_as_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag in RUN_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f"--{flag}", ",".join(value) if isinstance(value, list) else str(value)]
+    return out
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from bench import cluster
+
+    job_id = cluster.submit(
+        Path(args.benchmark), args.address, _run_flags_as_args(args), ship_source=args.ship_source
+    )
+    print(job_id)
+    if not args.wait:
+        return 0
+    status = cluster.follow(args.address, job_id)
+    print(f"job {job_id}: {status}", file=sys.stderr)
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from bench import cluster
+
+    if args.action == "list":
+        for job in cluster.list_jobs(args.address):
+            print(f"{job['id']:<28} {job['status']:<10} {job['entrypoint']}")
+        return 0
+    if args.action == "status":
+        info = cluster.status(args.address, args.job_id)
+        print(f"{info['id']} {info['status']} {info['message']}".rstrip())
+        return 0
+    if args.action == "logs":
+        if args.follow:
+            status = cluster.follow(args.address, args.job_id)
+            return 0 if status == "SUCCEEDED" else 1
+        print(cluster.logs(args.address, args.job_id), end="")
+        return 0
+    print("stopped" if cluster.stop(args.address, args.job_id) else "not running")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from bench.config import load_benchmark
 
     path = Path(args.benchmark) if args.benchmark else default_benchmark()
-    overrides = {
-        "models": args.models,
-        "datasets": args.datasets,
-        "search.trials": args.trials,
-        "cv.folds": args.folds,
-        "budget.epochs": args.epochs,
-        "output": args.output,
-    }
+    overrides = {key: getattr(args, flag) for flag, key in RUN_FLAGS.items()}
     config = load_benchmark(path, overrides)
     from bench.runner import run_benchmark  # imports Ray and torch: only once the config is good
 
@@ -130,6 +211,8 @@ def _list_datasets(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run,
+    "submit": _submit,
+    "jobs": _jobs,
     "report": _report,
     "leaderboard": _leaderboard,
     "models": _list_models,

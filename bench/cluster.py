@@ -1,0 +1,127 @@
+"""Benchmarks as Ray Jobs: submit, follow, list, stop. Ray's JobSubmissionClient reads the
+auth token the way Ray does (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); bench
+never reads, prints or stores it."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+BENCHMARK_NAME = "benchmark.yaml"
+
+
+@contextmanager
+def _explained(address: str) -> Iterator[None]:
+    """Connection and authentication failures as one line that says what to do."""
+    try:
+        yield
+    except BenchError:
+        raise
+    except Exception as exc:  # the SDK raises ConnectionError, RuntimeError, ValueError, ...
+        text = " ".join(str(exc).split())
+        lowered = text.lower()
+        if "401" in text or "403" in text or "unauthorized" in lowered or "auth" in lowered:
+            raise BenchError(
+                f"{address}: the cluster rejected the authentication token; set RAY_AUTH_TOKEN "
+                f"or RAY_AUTH_TOKEN_PATH to the cluster's token (`ray get-auth-token` on the head)"
+            ) from None
+        if "connect" in lowered or "refused" in lowered or "timed out" in lowered:
+            raise BenchError(
+                f"{address}: cannot reach the Ray dashboard ({text[:160]}); check the address "
+                f"(http://HEAD:8265) and that the cluster is up"
+            ) from None
+        raise BenchError(f"{address}: Ray job request failed: {text[:300]}") from None
+
+
+def client(address: str) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    with _explained(address):
+        return JobSubmissionClient(address)
+
+
+def submit(
+    benchmark: Path,
+    address: str,
+    run_args: list[str],
+    ship_source: bool = False,
+    env_vars: dict[str, str] | None = None,
+) -> str:
+    """Submit `bench run benchmark.yaml ...` as a job; returns the job id."""
+    if not benchmark.is_file():
+        raise BenchError(f"{benchmark}: no such benchmark file; pass a YAML path")
+    from bench.config import load_benchmark
+
+    load_benchmark(benchmark)  # refuse a broken definition before it reaches the cluster
+    staging = Path(tempfile.mkdtemp(prefix="bench-submit-"))
+    try:
+        shutil.copy(benchmark, staging / BENCHMARK_NAME)
+        runtime_env: dict[str, Any] = {"working_dir": str(staging)}
+        if ship_source:
+            import bench
+
+            runtime_env["py_modules"] = [str(Path(bench.__file__).parent)]
+        if env_vars:
+            runtime_env["env_vars"] = dict(env_vars)
+        entrypoint = shlex.join(["python", "-m", "bench.cli", "run", BENCHMARK_NAME, *run_args])
+        with _explained(address):
+            return client(address).submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def follow(
+    address: str, job_id: str, echo: Callable[[str], None] = print, poll_seconds: float = 1.0
+) -> str:
+    """Print the job's logs as they grow until it ends; returns its final status."""
+    jobs = client(address)
+    shown = 0
+    with _explained(address):
+        while True:
+            status = str(jobs.get_job_status(job_id).value)
+            logs = jobs.get_job_logs(job_id)
+            if len(logs) > shown:
+                echo(logs[shown:].rstrip("\n"))
+                shown = len(logs)
+            if status in TERMINAL:
+                return status
+            time.sleep(poll_seconds)
+
+
+def list_jobs(address: str) -> list[dict[str, Any]]:
+    with _explained(address):
+        jobs = client(address).list_jobs()
+    return [
+        {
+            "id": j.submission_id or j.job_id,
+            "status": str(j.status.value),
+            "entrypoint": j.entrypoint,
+            "start_time": j.start_time,
+        }
+        for j in jobs
+    ]
+
+
+def status(address: str, job_id: str) -> dict[str, Any]:
+    with _explained(address):
+        info = client(address).get_job_info(job_id)
+    return {"id": job_id, "status": str(info.status.value), "message": info.message or ""}
+
+
+def logs(address: str, job_id: str) -> str:
+    with _explained(address):
+        return client(address).get_job_logs(job_id)
+
+
+def stop(address: str, job_id: str) -> bool:
+    with _explained(address):
+        return bool(client(address).stop_job(job_id))

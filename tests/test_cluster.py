@@ -1,0 +1,147 @@
+"""Real Ray processes on loopback: a head (dashboard + job server) and a second node, a tiny
+benchmark submitted with `bench submit --wait`, trials spread over both nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def node_ports() -> list[str]:
+    names = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
+    return [f"{name}={port}" for name, port in zip(names, free_ports(len(names)), strict=True)]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory):
+    """`ray start --block` processes: stopping them (SIGTERM) stops exactly what they started,
+    leaving any other Ray on this machine alone. Token auth stays on, with a test token."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    gcs, dashboard, client = free_ports(3)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+              "--object-store-memory=150000000", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={gcs}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         f"--ray-client-server-port={client}", "--resources", json.dumps({"head_node": 1}),
+         *common, *node_ports()],
+        env=env, stdout=open(tmp / "head.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    _wait_for_dashboard(address, env, head)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", f"--address=127.0.0.1:{gcs}",
+         "--resources", json.dumps({"second_node": 1}), *common, *node_ports()],
+        env=env, stdout=open(tmp / "second.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    _wait_for_nodes(f"127.0.0.1:{gcs}", env, 2)
+    yield {"address": address, "env": env, "tmp": tmp}
+    for process in (second, head):
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in (second, head):
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _bench(args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_for_dashboard(address, env, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("ray head exited during start")
+        if _bench(["jobs", "list", "--address", address], env, timeout=60).returncode == 0:
+            return
+        time.sleep(2)
+    raise TimeoutError("the head's dashboard did not come up")
+
+
+def _wait_for_nodes(gcs_address, env, count, timeout=120):
+    script = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+              "print(sum(n['Alive'] for n in ray.nodes()))")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = subprocess.run([sys.executable, "-c", script, gcs_address], env=env,
+                              capture_output=True, text=True, timeout=60)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode == 0 and lines and lines[-1] == str(count):
+            return
+        time.sleep(2)
+    raise TimeoutError(f"{count} nodes did not join")
+
+
+def test_submitted_benchmark_runs_on_both_nodes(two_node_cluster, tmp_path):
+    cluster = two_node_cluster
+    output = tmp_path / "results"
+    benchmark = tmp_path / "multi.yaml"
+    benchmark.write_text(yaml.safe_dump({
+        "name": "multi", "models": ["mlp"], "datasets": ["digits"],
+        "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+        "search": {"trials": 4, "max_concurrent_trials": 2}, "cv": {"folds": 2},
+        "budget": {"epochs": 3}, "output": str(output)}))
+    done = _bench(["submit", str(benchmark), "--address", cluster["address"], "--wait"],
+                  cluster["env"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    job_id = done.stdout.splitlines()[0].strip()
+    assert "SUCCEEDED" in done.stderr
+    run = next(output.glob("multi/*"))
+    folds = pd.read_parquet(run / "folds.parquet")
+    assert len(folds) == 4 * 2
+    assert folds.node_id.nunique() == 2, folds.node_id.unique()
+    board = pd.read_parquet(run / "leaderboard.parquet")
+    assert board.status.tolist() == ["ok"]
+    # the jobs commands see the same job; the token never reaches results or job logs
+    listed = _bench(["jobs", "list", "--address", cluster["address"]], cluster["env"])
+    assert job_id in listed.stdout and "SUCCEEDED" in listed.stdout
+    status = _bench(["jobs", "status", job_id, "--address", cluster["address"]], cluster["env"])
+    assert "SUCCEEDED" in status.stdout
+    logs = _bench(["jobs", "logs", job_id, "--address", cluster["address"]], cluster["env"])
+    assert "results:" in logs.stdout
+    token = cluster["env"]["RAY_AUTH_TOKEN"]
+    assert token not in logs.stdout
+    for path in run.rglob("*"):
+        if path.is_file() and path.suffix in {".yaml", ".json", ".parquet", ".csv", ".txt", ".log"}:
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_wrong_token_and_unreachable_address_are_one_line(two_node_cluster):
+    cluster = two_node_cluster
+    env = {**cluster["env"], "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    rejected = _bench(["jobs", "list", "--address", cluster["address"]], env)
+    assert rejected.returncode == 2
+    assert "rejected the authentication token" in rejected.stderr
+    assert rejected.stderr.count("\n") == 1
+    port = free_ports(1)[0]
+    unreachable = _bench(["jobs", "list", "--address", f"http://127.0.0.1:{port}"], cluster["env"])
+    assert unreachable.returncode == 2 and "cannot reach the Ray dashboard" in unreachable.stderr
+    assert unreachable.stderr.count("\n") == 1
