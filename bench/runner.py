@@ -28,8 +28,8 @@ Print = Callable[[str], None]
 
 
 def connect(address: str | None = None) -> None:
-    """Join the cluster named by `address` / RAY_ADDRESS, or start a local instance whose
-    dashboard listens on loopback only."""
+    """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
+    this machine), or start a fresh local instance whose dashboard listens on loopback only."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
@@ -39,7 +39,7 @@ def connect(address: str | None = None) -> None:
     if address:
         ray.init(address=address, **common)
     else:
-        ray.init(dashboard_host="127.0.0.1", **common)
+        ray.init(address="local", dashboard_host="127.0.0.1", **common)
 
 
 @ray.remote(num_cpus=0)

@@ -145,3 +145,22 @@ def test_wrong_token_and_unreachable_address_are_one_line(two_node_cluster):
     unreachable = _bench(["jobs", "list", "--address", f"http://127.0.0.1:{port}"], cluster["env"])
     assert unreachable.returncode == 2 and "cannot reach the Ray dashboard" in unreachable.stderr
     assert unreachable.stderr.count("\n") == 1
+
+
+def test_rays_own_job_cli_runs_bench_too(two_node_cluster, tmp_path):
+    cluster = two_node_cluster
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "mini.yaml").write_text(yaml.safe_dump({
+        "name": "mini", "models": ["mlp"], "datasets": ["digits"], "search": {"trials": 1},
+        "cv": {"folds": 2}, "budget": {"epochs": 1}}))
+    output = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address",
+         cluster["address"], "--working-dir", str(folder), "--", "bench", "run", "mini.yaml",
+         "--output", str(output)],
+        env=cluster["env"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in (done.stdout + done.stderr).lower()
+    run = next(output.glob("mini/*"))
+    assert pd.read_parquet(run / "leaderboard.parquet").status.tolist() == ["ok"]

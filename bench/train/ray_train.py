@@ -6,6 +6,7 @@ machine), and rank 0 returns what a single-worker trial computes in-process."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,7 @@ def placement() -> dict[str, str]:
 
 def _all_placements() -> dict[str, str]:
     """Every rank's placement, joined (rank order), so a DDP trial records all its nodes."""
-    mine = placement()
-    if not (dist.is_available() and dist.is_initialized()):
-        return mine
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, mine)
+    gathered = _gather(placement())
     nodes = list(dict.fromkeys(p["node_id"] for p in gathered))
     gpus = [p["gpu_ids"] for p in gathered if p["gpu_ids"]]
     return {"node_id": ",".join(nodes), "gpu_ids": ",".join(gpus)}
@@ -68,9 +65,29 @@ def _worker_loop(config: dict[str, Any]) -> Any:
         outcome: Any = cross_validate_trial(job.ctx, data, job.params, device, on_epoch, **wrap)
     else:
         outcome = refit_pairing(job.ctx, data, job.params, job.refit_epochs, device, **wrap)
-        outcome.model = None  # the caller counts parameters; no need to ship the weights
     where = _all_placements()
+    if job.mode == "refit":
+        # DDP keeps ranks in step; record each rank's final weights to show it did.
+        where["weight_digests"] = _gather(weights_digest(outcome.model))
+        outcome.model = None  # the caller counts parameters; no need to ship the weights
     return (outcome, where) if rank == 0 else None
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _gather(value: Any) -> list[Any]:
+    """Every rank's `value`, in rank order ([value] outside a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def run_distributed(

@@ -1,0 +1,46 @@
+"""The Ray Train edge: a 2-worker CPU/gloo DDP fit whose ranks end with identical weights."""
+
+import numpy as np
+import pytest
+
+from bench.config import DatasetConfig
+from bench.data import load_dataset
+from bench.train.ray_train import DistributedJob, run_distributed
+from bench.train.task import PairingContext, refit_pairing
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_ddp_ranks_end_with_identical_weights(ray_session, tmp_path):
+    data = load_dataset(DatasetConfig(name="digits"), folds=2, test_fraction=0.2, seed=0)
+    ctx = PairingContext(
+        "run",
+        "b",
+        "mlp",
+        "digits",
+        "f1_macro",
+        epochs=2,
+        batch_size=64,
+        patience=0,
+        seed=0,
+        workers=2,
+    )
+    job = DistributedJob(ctx, ray_session.put(data), {"lr": 3e-3}, "refit", refit_epochs=2)
+    outcome, where = run_distributed(
+        job,
+        workers=2,
+        cpus_per_worker=1,
+        gpus_per_worker=0,
+        storage_path=str(tmp_path),
+        name="ddp",
+        in_tune=False,
+    )
+    digests = where["weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert where["node_id"]
+    assert outcome.test_proba.shape == (len(data.test_y), 10)
+    # each rank saw half of every epoch's batches; the model still learned
+    assert (outcome.test_proba.argmax(1) == data.test_y).mean() > 0.5
+    single = refit_pairing(ctx, data, {"lr": 3e-3}, epochs=2)
+    assert single.test_proba.shape == outcome.test_proba.shape
+    assert np.allclose(single.test_proba.sum(1), 1, atol=1e-5)
