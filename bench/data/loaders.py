@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.images import LoadedImages, resize_uint8, to_uint8_nchw
+from bench.data.remote import materialize
 from bench.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
@@ -29,7 +30,7 @@ def default_root() -> Path:
 
 
 def _root(options: Any) -> Path:
-    return Path(options.root).expanduser() if options.root else default_root()
+    return materialize(options.root) if options.root else default_root()
 
 
 def _resized(images: LoadedImages, options: Any) -> LoadedImages:
@@ -135,7 +136,7 @@ def load_cifar10(options: Any) -> LoadedImages:
 
 
 def load_imagefolder(options: Any) -> LoadedImages:
-    root = Path(options.path).expanduser()
+    root = materialize(options.path)
     if not root.is_dir():
         raise DataError(
             f"dataset 'imagefolder': path {root} is not a folder; set path: to your tree"

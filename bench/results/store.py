@@ -72,6 +72,10 @@ class RunStore:
     def file(self, *parts: str) -> str:
         return join(self.path, *parts)
 
+    def url(self, *parts: str) -> str:
+        """Like `file`, but keeps the URI scheme (`s3://...`) for Ray's storage_path."""
+        return join(self.uri, *parts)
+
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.file(*parts)).type == pafs.FileType.File
 

@@ -135,7 +135,7 @@ def run_search(job: PairingJob, plan: SearchPlan, progress: Any) -> Any:
         ),
         run_config=tune.RunConfig(
             name=job.part_name,
-            storage_path=store.file("tune"),
+            storage_path=store.url("tune"),
             verbose=0,
             callbacks=[ProgressCallback(progress, job.ctx.pairing)],
             failure_config=tune.FailureConfig(max_failures=0),
@@ -213,7 +213,7 @@ def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, in
             r.workers,
             r.cpus_per_worker,
             r.gpus_per_worker,
-            storage_path=RunStore(job.store_uri).file("ray_train"),
+            storage_path=RunStore(job.store_uri).url("ray_train"),
             name=f"{job.part_name}-refit",
             in_tune=False,
         )

@@ -65,7 +65,7 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
             resources.workers,
             resources.cpus_per_worker,
             resources.gpus_per_worker,
-            storage_path=store.file("ray_train"),
+            storage_path=store.url("ray_train"),
             name=f"{job.part_name}-{trial_id}",
             in_tune=True,
         )

@@ -173,3 +173,26 @@ def test_digits_are_embedded():
     loaded = load_digits(DatasetConfig(name="digits"))
     assert loaded.x.shape == (1797, 1, 8, 8) and loaded.x.max() == 255
     assert sorted(set(loaded.y.tolist())) == list(range(10))
+
+
+def test_imagefolder_from_a_uri_is_cached_once(tmp_path, monkeypatch):
+    from bench.data import remote
+
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
+    write_tree(tmp_path / "pets")
+    uri = (tmp_path / "pets").as_uri()  # file://...: the same pyarrow path as s3:// or gs://
+    options = DatasetConfig(name="imagefolder", path=uri, image_size=10)
+    first = load_imagefolder(options)
+    local = remote.materialize(uri)
+    assert local != tmp_path / "pets" and (local / ".complete").is_file()
+    (local / "cat" / "0.png").unlink()  # a cached copy is reused, not fetched again
+    (local / "cat" / "extra.png").write_bytes((tmp_path / "pets" / "cat" / "1.png").read_bytes())
+    second = load_imagefolder(options)
+    assert first.x.shape == second.x.shape == (8, 3, 10, 10)
+    assert not np.array_equal(first.x[0], second.x[0])
+
+
+def test_unreadable_uri_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="cannot fetch dataset from"):
+        load_imagefolder(DatasetConfig(name="imagefolder", path="file:///nonexistent/pets"))

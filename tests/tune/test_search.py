@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.config import ParamSpec, validate_benchmark
+from bench.results.schema import FOLDS, TRIALS
 from bench.tune.search import PrunedAwareOptunaSearch, best_trial
 from bench.tune.space import DefineByRun, grid_size, make_sampler
 from bench.tune.trial import COMPLETE_FLAG
@@ -75,7 +76,8 @@ def test_best_trial_respects_direction_and_skips_failures():
 @pytest.mark.ray
 @pytest.mark.slow
 def test_two_worker_ddp_trial_writes_the_same_rows(ray_session, tmp_path, tiny_benchmark):
-    """A 2-worker CPU/gloo DDP trial through Ray Train: same columns as a single-worker run."""
+    """A 2-worker CPU/gloo DDP trial through Ray Train: same columns as a single-worker run.
+    Its output is a URI (file://, read through pyarrow like s3://), as on a cluster."""
     from bench.runner import run_benchmark
 
     raw = tiny_benchmark(
@@ -84,10 +86,15 @@ def test_two_worker_ddp_trial_writes_the_same_rows(ray_session, tmp_path, tiny_b
         search={"trials": 1, "seed": 0},
         budget={"epochs": 1, "batch_size": 64},
         resources={"workers": 2, "cpus_per_worker": 1},
+        output=(tmp_path / "results").as_uri(),
     )
     run = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
     folds = pq.read_table(f"{run.store.path}/folds.parquet").to_pandas()
     assert len(folds) == 2 and (folds.workers == 2).all()
+    assert list(folds.columns) == FOLDS.names  # the single-worker runs write the same columns
     assert (folds.accuracy > 0.3).all()
+    assert run.store.uri.startswith("file://")
+    single = pq.read_table(f"{run.store.path}/trials.parquet").schema
+    assert single.names == TRIALS.names
     board = run.leaderboard[0]
     assert board["status"] == "ok" and board["test_samples"] == 360
