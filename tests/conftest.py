@@ -19,7 +19,10 @@ def ray_session():
         # "local": always a fresh instance, never a cluster another test (or user) started.
         ray.init(
             address="local",
-            num_cpus=2, dashboard_host="127.0.0.1", include_dashboard=True, logging_level="WARNING"
+            num_cpus=2,
+            dashboard_host="127.0.0.1",
+            include_dashboard=True,
+            logging_level="WARNING",
         )
     yield ray
     ray.shutdown()

@@ -30,8 +30,14 @@ def free_ports(n: int) -> list[int]:
 
 
 def node_ports() -> list[str]:
-    names = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
+    names = [
+        "--node-manager-port",
+        "--object-manager-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+    ]
     return [f"{name}={port}" for name, port in zip(names, free_ports(len(names)), strict=True)]
 
 
@@ -43,22 +49,53 @@ def two_node_cluster(tmp_path_factory):
     gcs, dashboard, client = free_ports(3)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
-    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              "--object-store-memory=150000000", "--disable-usage-stats"]
+    common = [
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        "--object-store-memory=150000000",
+        "--disable-usage-stats",
+    ]
     head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={gcs}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--ray-client-server-port={client}", "--resources", json.dumps({"head_node": 1}),
-         *common, *node_ports()],
-        env=env, stdout=open(tmp / "head.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            f"--port={gcs}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            f"--ray-client-server-port={client}",
+            "--resources",
+            json.dumps({"head_node": 1}),
+            *common,
+            *node_ports(),
+        ],
+        env=env,
+        stdout=open(tmp / "head.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{dashboard}"
     _wait_for_dashboard(address, env, head)
     second = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", f"--address=127.0.0.1:{gcs}",
-         "--resources", json.dumps({"second_node": 1}), *common, *node_ports()],
-        env=env, stdout=open(tmp / "second.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            f"--address=127.0.0.1:{gcs}",
+            "--resources",
+            json.dumps({"second_node": 1}),
+            *common,
+            *node_ports(),
+        ],
+        env=env,
+        stdout=open(tmp / "second.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     _wait_for_nodes(f"127.0.0.1:{gcs}", env, 2)
     yield {"address": address, "env": env, "tmp": tmp}
     for process in (second, head):
@@ -71,8 +108,13 @@ def two_node_cluster(tmp_path_factory):
 
 
 def _bench(args, env, timeout=600):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _wait_for_dashboard(address, env, process, timeout=120):
@@ -87,12 +129,19 @@ def _wait_for_dashboard(address, env, process, timeout=120):
 
 
 def _wait_for_nodes(gcs_address, env, count, timeout=120):
-    script = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-              "print(sum(n['Alive'] for n in ray.nodes()))")
+    script = (
+        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
     deadline = time.time() + timeout
     while time.time() < deadline:
-        done = subprocess.run([sys.executable, "-c", script, gcs_address], env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", script, gcs_address],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         lines = done.stdout.strip().splitlines()
         if done.returncode == 0 and lines and lines[-1] == str(count):
             return
@@ -104,13 +153,23 @@ def test_submitted_benchmark_runs_on_both_nodes(two_node_cluster, tmp_path):
     cluster = two_node_cluster
     output = tmp_path / "results"
     benchmark = tmp_path / "multi.yaml"
-    benchmark.write_text(yaml.safe_dump({
-        "name": "multi", "models": ["mlp"], "datasets": ["digits"],
-        "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
-        "search": {"trials": 4, "max_concurrent_trials": 2}, "cv": {"folds": 2},
-        "budget": {"epochs": 3}, "output": str(output)}))
-    done = _bench(["submit", str(benchmark), "--address", cluster["address"], "--wait"],
-                  cluster["env"])
+    benchmark.write_text(
+        yaml.safe_dump(
+            {
+                "name": "multi",
+                "models": ["mlp"],
+                "datasets": ["digits"],
+                "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+                "search": {"trials": 4, "max_concurrent_trials": 2},
+                "cv": {"folds": 2},
+                "budget": {"epochs": 3},
+                "output": str(output),
+            }
+        )
+    )
+    done = _bench(
+        ["submit", str(benchmark), "--address", cluster["address"], "--wait"], cluster["env"]
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     job_id = done.stdout.splitlines()[0].strip()
     assert "SUCCEEDED" in done.stderr
@@ -151,15 +210,42 @@ def test_rays_own_job_cli_runs_bench_too(two_node_cluster, tmp_path):
     cluster = two_node_cluster
     folder = tmp_path / "job"
     folder.mkdir()
-    (folder / "mini.yaml").write_text(yaml.safe_dump({
-        "name": "mini", "models": ["mlp"], "datasets": ["digits"], "search": {"trials": 1},
-        "cv": {"folds": 2}, "budget": {"epochs": 1}}))
+    (folder / "mini.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "mini",
+                "models": ["mlp"],
+                "datasets": ["digits"],
+                "search": {"trials": 1},
+                "cv": {"folds": 2},
+                "budget": {"epochs": 1},
+            }
+        )
+    )
     output = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address",
-         cluster["address"], "--working-dir", str(folder), "--", "bench", "run", "mini.yaml",
-         "--output", str(output)],
-        env=cluster["env"], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "job",
+            "submit",
+            "--address",
+            cluster["address"],
+            "--working-dir",
+            str(folder),
+            "--",
+            "bench",
+            "run",
+            "mini.yaml",
+            "--output",
+            str(output),
+        ],
+        env=cluster["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in (done.stdout + done.stderr).lower()
     run = next(output.glob("mini/*"))

@@ -20,7 +20,12 @@ def test_cluster_has_a_cpu_head_and_two_gpu_worker_types():
     config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     types = config["available_node_types"]
     assert types[config["head_node_type"]]["resources"].get("GPU", 0) == 0
-    gpus = sorted(t["resources"]["GPU"] for name, t in types.items() if name != config["head_node_type"])
+    gpus = sorted(
+        t["resources"]["GPU"] for name, t in types.items() if name != config["head_node_type"]
+    )
     assert gpus == [1, 4]
-    assert config["docker"]["image"].startswith("rayproject/ray:") and "ray-ml" not in config["docker"]["image"]
+    assert (
+        config["docker"]["image"].startswith("rayproject/ray:")
+        and "ray-ml" not in config["docker"]["image"]
+    )
     assert any("pip install" in c and "bench" in c for c in config["setup_commands"])

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,13 +16,21 @@ from bench.results.schema import SCHEMA_VERSION, TABLES
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+FAKE_SECRET = "sk-test-0123456789abcdef-NOT-A-REAL-KEY"
+
+
 @pytest.fixture(scope="module")
 def tiny_run(ray_session, tmp_path_factory, tiny_benchmark):
     from bench.runner import run_benchmark
 
     tmp = tmp_path_factory.mktemp("tiny")
     config = validate_benchmark(tiny_benchmark(tmp))
-    return run_benchmark(config, echo=lambda line: None)
+    # A secret in the environment must not leak into anything the run writes.
+    os.environ["AWS_SECRET_ACCESS_KEY"] = FAKE_SECRET
+    try:
+        return run_benchmark(config, echo=lambda line: None)
+    finally:
+        del os.environ["AWS_SECRET_ACCESS_KEY"]
 
 
 def read(run, name):
@@ -103,3 +113,30 @@ def test_runs_never_overwrite_each_other(tiny_run):
     output = tiny_run.store.path.rsplit("/", 2)[0]
     with pytest.raises(BenchError, match="already exists"):
         RunStore.create(output, "tiny", tiny_run.store.run_id)
+
+
+def test_no_secret_from_the_environment_is_written(tiny_run):
+    files = [p for p in Path(tiny_run.store.path).rglob("*") if p.is_file()]
+    assert any(p.name == "environment.json" for p in files)
+    for path in files:
+        assert FAKE_SECRET.encode() not in path.read_bytes(), path
+
+
+def test_failing_trials_are_recorded_and_the_pairing_marked_failed(
+    ray_session, tmp_path, tiny_benchmark
+):
+    from bench.runner import run_benchmark
+
+    raw = tiny_benchmark(
+        tmp_path,
+        models=["mlp"],
+        search_space={"lr": 1.0e30, "optimizer": "sgd"},
+        budget={"epochs": 1, "batch_size": 64},
+    )
+    run = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
+    trials = read(run, "trials").to_pandas()
+    assert len(trials) == 2 and set(trials.status) == {"failed"}
+    assert trials.error.str.contains("training diverged").all()
+    board = run.leaderboard[0]
+    assert board["status"] == "failed" and "training diverged" in board["error"]
+    assert board["rank"] is None

@@ -44,7 +44,9 @@ def test_wilcoxon_is_scipys():
 
 def test_friedman_ranks_statistic_and_critical_difference():
     # 4 datasets x 3 models; model "c" always best, "a" always worst.
-    scores = np.array([[0.70, 0.80, 0.90], [0.60, 0.75, 0.80], [0.65, 0.70, 0.85], [0.50, 0.55, 0.60]])
+    scores = np.array(
+        [[0.70, 0.80, 0.90], [0.60, 0.75, 0.80], [0.65, 0.70, 0.85], [0.50, 0.55, 0.60]]
+    )
     result = friedman(scores, ["a", "b", "c"])
     assert result.average_ranks == [3.0, 2.0, 1.0]
     expected = stats.friedmanchisquare(*scores.T)
@@ -55,4 +57,8 @@ def test_friedman_ranks_statistic_and_critical_difference():
 
 def test_friedman_lower_is_better_flips_ranks():
     scores = np.array([[0.3, 0.2, 0.1], [0.5, 0.4, 0.2]])
-    assert friedman(scores, ["a", "b", "c"], higher_is_better=False).average_ranks == [3.0, 2.0, 1.0]
+    assert friedman(scores, ["a", "b", "c"], higher_is_better=False).average_ranks == [
+        3.0,
+        2.0,
+        1.0,
+    ]

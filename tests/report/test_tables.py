@@ -17,7 +17,9 @@ MODELS = ["alpha", "beta", "gamma"]
 
 @pytest.fixture
 def results(tmp_path):
-    write_synthetic_run(str(tmp_path), "b1", ["d1", "d2", "d3"], MODELS, run_id="20260101-000000-aaaa")
+    write_synthetic_run(
+        str(tmp_path), "b1", ["d1", "d2", "d3"], MODELS, run_id="20260101-000000-aaaa"
+    )
     return tmp_path
 
 
@@ -40,8 +42,12 @@ def test_lower_is_better_metric_ranks_ascending(results):
 
 
 def test_filters_and_newest_rerun_wins(results):
-    write_synthetic_run(str(results), "b1", ["d1"], ["alpha"], seed=5, run_id="20270101-000000-bbbb")
-    board = leaderboard(load_runs([str(results)]), "f1_macro", datasets=["d1"], models=["alpha", "beta"])
+    write_synthetic_run(
+        str(results), "b1", ["d1"], ["alpha"], seed=5, run_id="20270101-000000-bbbb"
+    )
+    board = leaderboard(
+        load_runs([str(results)]), "f1_macro", datasets=["d1"], models=["alpha", "beta"]
+    )
     assert sorted(board.model) == ["alpha", "beta"]
     assert board.set_index("model").loc["alpha", "run_id"] == "20270101-000000-bbbb"
 
@@ -90,8 +96,9 @@ def test_other_schema_version_is_refused_with_a_fix(results):
 
     run = next(results.glob("b1/*"))
     table = pq.read_table(run / "leaderboard.parquet")
-    pq.write_table(table.replace_schema_metadata({b"bench.schema_version": b"99"}),
-                   run / "leaderboard.parquet")
+    pq.write_table(
+        table.replace_schema_metadata({b"bench.schema_version": b"99"}), run / "leaderboard.parquet"
+    )
     with pytest.raises(SchemaError, match="version 99.*rerun the benchmark"):
         load_runs([str(results)])
 
