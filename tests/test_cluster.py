@@ -56,12 +56,8 @@ def two_node_cluster(tmp_path_factory):
         "--object-store-memory=150000000",
         "--disable-usage-stats",
     ]
-    head = subprocess.Popen(
+    head = _start_node(
         [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
             "--head",
             f"--port={gcs}",
             "--dashboard-host=127.0.0.1",
@@ -70,31 +66,16 @@ def two_node_cluster(tmp_path_factory):
             "--resources",
             json.dumps({"head_node": 1}),
             *common,
-            *node_ports(),
         ],
-        env=env,
-        stdout=open(tmp / "head.log", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        env,
+        tmp / "head.log",
     )
     address = f"http://127.0.0.1:{dashboard}"
     _wait_for_dashboard(address, env, head)
-    second = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
-            f"--address=127.0.0.1:{gcs}",
-            "--resources",
-            json.dumps({"second_node": 1}),
-            *common,
-            *node_ports(),
-        ],
-        env=env,
-        stdout=open(tmp / "second.log", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    second = _start_node(
+        [f"--address=127.0.0.1:{gcs}", "--resources", json.dumps({"second_node": 1}), *common],
+        env,
+        tmp / "second.log",
     )
     _wait_for_nodes(f"127.0.0.1:{gcs}", env, 2)
     yield {"address": address, "env": env, "tmp": tmp}
@@ -105,6 +86,17 @@ def two_node_cluster(tmp_path_factory):
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _start_node(args, env, log):
+    """One `ray start --block` node with its own ports, in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", *args, *node_ports()],
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _bench(args, env, timeout=600):
@@ -250,3 +242,33 @@ def test_rays_own_job_cli_runs_bench_too(two_node_cluster, tmp_path):
     assert "succeeded" in (done.stdout + done.stderr).lower()
     run = next(output.glob("mini/*"))
     assert pd.read_parquet(run / "leaderboard.parquet").status.tolist() == ["ok"]
+
+
+def test_jobs_stop_ends_a_running_job(two_node_cluster, tmp_path):
+    cluster = two_node_cluster
+    benchmark = tmp_path / "long.yaml"
+    benchmark.write_text(
+        yaml.safe_dump(
+            {
+                "name": "long",
+                "models": ["simple_cnn"],
+                "datasets": ["digits"],
+                "search": {"trials": 50},
+                "cv": {"folds": 2},
+                "budget": {"epochs": 50},
+                "output": str(tmp_path / "results"),
+            }
+        )
+    )
+    submitted = _bench(["submit", str(benchmark), "--address", cluster["address"]], cluster["env"])
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().splitlines()[0]
+    stopped = _bench(["jobs", "stop", job_id, "--address", cluster["address"]], cluster["env"])
+    assert stopped.returncode == 0 and stopped.stdout.strip() in {"stopped", "not running"}
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = _bench(["jobs", "status", job_id, "--address", cluster["address"]], cluster["env"])
+        if "STOPPED" in status.stdout:
+            break
+        time.sleep(2)
+    assert "STOPPED" in status.stdout

@@ -112,3 +112,8 @@ def test_per_class_and_confusion_are_json(results):
     board = leaderboard(load_runs([str(results)]), "f1_macro")
     row = board.iloc[0]
     assert len(json.loads(row.test_confusion)) == len(json.loads(row.classes))
+
+
+def test_results_are_read_through_a_uri(results):
+    board = leaderboard(load_runs([results.as_uri()]), "f1_macro")
+    assert len(board) == 9
