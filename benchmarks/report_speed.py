@@ -24,16 +24,28 @@ def main() -> None:
     started = time.perf_counter()
     datasets = [f"data{i}" for i in range(5)]
     models = [f"model{j}" for j in range(10)]
-    write_synthetic_run(folder, "speed", datasets, models, trials=40, folds=3, epochs=10,
-                        classes=10, test_samples=500, seed=0)
+    write_synthetic_run(
+        folder,
+        "speed",
+        datasets,
+        models,
+        trials=40,
+        folds=3,
+        epochs=10,
+        classes=10,
+        test_samples=500,
+        seed=0,
+    )
     written = time.perf_counter() - started
     started = time.perf_counter()
     files = build_report([folder], out=f"{folder}/report")
     seconds = time.perf_counter() - started
     print(f"pairings: {len(datasets) * len(models)}  trials: {len(datasets) * len(models) * 40}")
     print(f"synthetic results written in {written:.1f} s")
-    print(f"report rebuilt in {seconds:.2f} s -> {files.html} "
-          f"({files.html.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"report rebuilt in {seconds:.2f} s -> {files.html} "
+        f"({files.html.stat().st_size / 1e6:.1f} MB)"
+    )
     if not args.folder:
         shutil.rmtree(folder)
 
