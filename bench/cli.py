@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 DEFAULT_BENCHMARK = "search_spaces/default.yaml"
+LATEST = "latest"
 
 
 def default_benchmark() -> Path:
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("benchmark", nargs="?", help=f"YAML file (default: {DEFAULT_BENCHMARK})")
     _add_run_flags(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=LATEST,
+        metavar="RUN_DIR",
+        help="continue an interrupted run (default: the newest run of this benchmark)",
+    )
 
     submit = commands.add_parser("submit", help="submit a benchmark to a Ray cluster as a job")
     submit.add_argument("benchmark", help="YAML file")
@@ -151,10 +159,43 @@ def _run(args: argparse.Namespace) -> int:
     path = Path(args.benchmark) if args.benchmark else default_benchmark()
     overrides = {key: getattr(args, flag) for flag, key in RUN_FLAGS.items()}
     config = load_benchmark(path, overrides)
-    from bench.runner import run_benchmark  # imports Ray and torch: only once the config is good
+    from bench import runner  # imports Ray and torch: only once the config is good
 
-    summary = run_benchmark(config, address=args.address)
+    resume = None
+    if args.resume:
+        resume = (
+            runner.find_resumable(config.output, config.name)
+            if args.resume == LATEST
+            else _run_folder(args.resume)
+        )
+        config = _saved_config(resume)  # the interrupted run's own settings, not today's file
+    try:
+        summary = runner.run_benchmark(
+            config, address=args.address, resume=resume, source=str(path)
+        )
+    except runner.Interrupted as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 130
     return 0 if any(row["status"] == "ok" for row in summary.leaderboard) else 1
+
+
+def _run_folder(location: str):
+    from bench.results.store import RunStore
+
+    store = RunStore(location)
+    if not store.exists("config.yaml"):
+        raise BenchError(f"{location}: not a bench run folder (no config.yaml); pass a run folder")
+    return store
+
+
+def _saved_config(store):
+    import yaml
+
+    from bench.config import validate_benchmark
+
+    with store.fs.open_input_stream(store.file("config.yaml")) as stream:
+        raw = yaml.safe_load(stream.read().decode())
+    return validate_benchmark(raw, source=store.file("config.yaml"))
 
 
 def _check_metric(name: str) -> None:

@@ -396,4 +396,8 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def to_yaml(config: BenchmarkConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    """The resolved definition (defaults filled in), loadable again by `load_benchmark`.
+    Datasets keep only the options that were given: each dataset takes its own subset."""
+    raw = config.model_dump(mode="json", exclude_none=True)
+    raw["datasets"] = [d.model_dump(mode="json", exclude_unset=True) for d in config.datasets]
+    return yaml.safe_dump(raw, sort_keys=False)

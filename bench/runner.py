@@ -15,10 +15,11 @@ import ray
 from bench import environment
 from bench.config import BenchmarkConfig, to_yaml
 from bench.data import load_dataset
+from bench.errors import BenchError
 from bench.metrics import get_metric
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
-from bench.results.schema import SCHEMA_VERSION
+from bench.results.schema import SCHEMA_VERSION, to_table
 from bench.results.store import RunStore
 from bench.train.task import PairingContext
 from bench.tune.search import SearchPlan, search_pairing
@@ -136,19 +137,75 @@ def trial_slots(config: BenchmarkConfig) -> int:
     return slots
 
 
+class Interrupted(BenchError):
+    """Ctrl-C: finished work is written; the message holds the resume command."""
+
+
 def run_benchmark(
-    config: BenchmarkConfig, echo: Print = print, address: str | None = None
+    config: BenchmarkConfig,
+    echo: Print = print,
+    address: str | None = None,
+    resume: RunStore | None = None,
+    source: str | None = None,
 ) -> RunSummary:
+    """Run (or, given `resume`, continue) a benchmark. `source` is the definition's path, for
+    the resume command printed if the run is interrupted."""
     started = time.perf_counter()
-    store = RunStore.create(config.output, config.name)
-    store.write_text("config.yaml", to_yaml(config))
-    echo(f"bench: run {store.run_id} -> {store.uri}")
+    store = resume or RunStore.create(config.output, config.name)
+    if resume is None:
+        store.write_text("config.yaml", to_yaml(config))
+    echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
     connect(address)
-    store.write_json(
-        "environment.json",
-        {**environment.describe(ray.cluster_resources()), "schema_version": SCHEMA_VERSION},
+    if resume is None:
+        store.write_json(
+            "environment.json",
+            {**environment.describe(ray.cluster_resources()), "schema_version": SCHEMA_VERSION},
+        )
+    datasets = _load_datasets(config, store, echo)
+    jobs = [
+        _job(config, store, model, dataset.key, datasets[dataset.key])
+        for model, dataset in config.pairings()
+    ]
+    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
+    todo = [job for job in jobs if job.part_name not in done]
+    if resume is not None:
+        echo(f"  {len(jobs) - len(todo)} of {len(jobs)} pairings already finished")
+    metric = config.search.metric
+    progress = Progress.remote({j.ctx.pairing: j.ctx.trials for j in todo}, get_metric(metric).mode)
+    concurrent = config.search.max_concurrent_trials or trial_slots(config)
+    search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
+    pending = [
+        search.remote(
+            job, SearchPlan(config.space_for(job.ctx.model), config.search, concurrent), progress
+        )
+        for job in todo
+    ]
+    echo(
+        f"  {len(todo)} pairings ({sum(j.ctx.trials for j in todo)} trials), "
+        f"up to {concurrent} trials at once per pairing"
     )
-    datasets, split_rows = {}, []
+    try:
+        _follow(pending, progress, metric, echo)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        merge_parts(store)  # what finished is written, in the final files' shape
+        command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
+        raise Interrupted(
+            f"interrupted; finished trials are saved. Resume with: {command}"
+        ) from None
+    tables = merge_parts(store)
+    leaderboard = tables["leaderboard"].to_pylist()
+    echo("")
+    echo(format_leaderboard(leaderboard))
+    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
+    return RunSummary(store, leaderboard, time.perf_counter() - started)
+
+
+def _load_datasets(config: BenchmarkConfig, store: RunStore, echo: Print) -> dict[str, Any]:
+    """Each dataset loaded once and put in the object store; its splits saved with the run
+    (a resumed run checks it derived the very same ones)."""
+    refs, split_rows = {}, []
     for dataset in config.datasets:
         data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
         echo(
@@ -156,35 +213,43 @@ def run_benchmark(
             f"{data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}, "
             f"{config.cv.folds} folds"
         )
-        datasets[dataset.key] = ray.put(data)  # once per dataset; trials read it zero-copy
+        refs[dataset.key] = ray.put(data)  # once per dataset; trials read it zero-copy
         split_rows += _split_rows(store.run_id, data)
-    store.write_table("splits", split_rows)
+    if store.exists("splits.parquet"):
+        if (
+            store.read_table("splits.parquet").to_pylist()
+            != to_table("splits", split_rows).to_pylist()
+        ):
+            raise BenchError(
+                f"{store.uri}: the data's splits differ from the interrupted run's "
+                f"(dataset files changed?); start a new run instead of resuming"
+            )
+    else:
+        store.write_table("splits", split_rows)
+    return refs
 
-    jobs = [
-        _job(config, store, model, dataset.key, datasets[dataset.key])
-        for model, dataset in config.pairings()
-    ]
-    metric = config.search.metric
-    progress = Progress.remote({j.ctx.pairing: j.ctx.trials for j in jobs}, get_metric(metric).mode)
-    concurrent = config.search.max_concurrent_trials or trial_slots(config)
-    search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
-    pending = [
-        search.remote(
-            job, SearchPlan(config.space_for(job.ctx.model), config.search, concurrent), progress
-        )
-        for job in jobs
-    ]
-    echo(
-        f"  {len(jobs)} pairings ({sum(j.ctx.trials for j in jobs)} trials), "
-        f"up to {concurrent} trials at once per pairing"
+
+def find_resumable(output: str, benchmark: str) -> RunStore:
+    """The newest run folder of `benchmark` under `output`."""
+    import pyarrow.fs as pafs
+
+    from bench.results.store import join, resolve
+
+    fs, base = resolve(output)
+    folder = join(base, benchmark)
+    runs = sorted(
+        info.base_name
+        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        if info.type == pafs.FileType.Directory
     )
-    _follow(pending, progress, metric, echo)
-    tables = merge_parts(store)
-    leaderboard = tables["leaderboard"].to_pylist()
-    echo("")
-    echo(format_leaderboard(leaderboard))
-    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
-    return RunSummary(store, leaderboard, time.perf_counter() - started)
+    if not runs:
+        raise BenchError(f"{folder}: no earlier run of '{benchmark}' to resume; drop --resume")
+    uri = (
+        output.rstrip("/") + f"/{benchmark}/{runs[-1]}"
+        if "://" in output
+        else join(folder, runs[-1])
+    )
+    return RunStore(uri)
 
 
 def _job(

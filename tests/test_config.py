@@ -137,3 +137,11 @@ def test_every_shipped_definition_validates():
 def test_validate_without_a_file_uses_given_source():
     with pytest.raises(ConfigError, match="^<cli>: models"):
         validate_benchmark({"name": "x", "models": ["nope"], "datasets": ["digits"]}, "<cli>")
+
+
+def test_resolved_yaml_loads_back_to_the_same_config(tmp_path):
+    from bench.config import to_yaml
+
+    config = load_benchmark(write(tmp_path, GOOD))
+    again = load_benchmark(write(tmp_path, to_yaml(config), name="resolved.yaml"))
+    assert again.model_dump() == config.model_dump()

@@ -3,6 +3,7 @@ refit of the best configuration on the whole CV pool, scored once on the test sp
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -24,13 +25,13 @@ from bench.results.store import RunStore
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.task import history_rows, prediction_rows, refit_epochs, refit_pairing
-from bench.tune.space import DefineByRun, grid_size, make_sampler
+from bench.tune.space import DefineByRun, grid_size, make_sampler, warm_study
 from bench.tune.trial import (
     COMPLETE_FLAG,
     PairingJob,
+    TrialNamer,
     cv_trial,
     device_for,
-    trial_name,
     trial_number,
 )
 
@@ -100,9 +101,33 @@ def trial_resources(job: PairingJob) -> dict[str, float]:
     return {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
 
 
-def run_search(job: PairingJob, plan: SearchPlan, progress: Any) -> Any:
-    """Fit the pairing's Tuner; returns the ResultGrid."""
+def finished_trials(job: PairingJob) -> list[dict[str, Any]]:
+    """Rows of the trials that already ran to the end (their parts exist): a resumed search
+    does not run them again."""
+    store = RunStore(job.store_uri)
+    rows = [
+        r
+        for p in store.list(f"parts/trials/{job.part_name}")
+        for r in store.read_table(p).to_pylist()
+    ]
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def run_search(
+    job: PairingJob, plan: SearchPlan, progress: Any, prior: list[dict[str, Any]]
+) -> Any:
+    """Fit the pairing's Tuner for the trials still to run; returns the ResultGrid (empty when
+    every trial already finished)."""
     mode = get_metric(plan.search.metric).mode
+    trials = job.ctx.trials
+    if plan.search.sampler == "grid":
+        trials = min(trials, grid_size(plan.space))  # the grid ends the study when exhausted
+    remaining = trials - len(prior)
+    if remaining <= 0:
+        return []
+    storage, study_name = warm_study(
+        plan.space, mode, [(json.loads(r["params"]), r["score"]) for r in prior]
+    )
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 the legacy reporter stays silent
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
@@ -112,11 +137,13 @@ def run_search(job: PairingJob, plan: SearchPlan, progress: Any) -> Any:
             space=DefineByRun(plan.space),
             metric="score",
             mode=mode,
-            sampler=make_sampler(plan.search.sampler, plan.space, plan.search.seed),
+            # A resumed search reseeds past its finished trials, or its startup phase would
+            # propose the very points the interrupted search already tried.
+            sampler=make_sampler(plan.search.sampler, plan.space, plan.search.seed + len(prior)),
+            storage=storage,
+            study_name=study_name,
         )
-    trials = job.ctx.trials
-    if plan.search.sampler == "grid":
-        trials = min(trials, grid_size(plan.space))  # the grid ends the study when exhausted
+    namer = TrialNamer(offset=1 + max((r["trial"] for r in prior), default=-1))
     trainable = tune.with_parameters(cv_trial, job=job)
     # Tune registers trainables by name per Ray job; concurrent pairings need distinct names
     # or one pairing's trials would run another's job.
@@ -128,13 +155,14 @@ def run_search(job: PairingJob, plan: SearchPlan, progress: Any) -> Any:
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=make_scheduler(plan.search.asha, job.ctx.epochs, mode),
-            num_samples=trials,
+            num_samples=remaining,
             max_concurrent_trials=plan.max_concurrent_trials or None,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_name,
+            trial_name_creator=namer,
+            trial_dirname_creator=namer,
         ),
         run_config=tune.RunConfig(
-            name=job.part_name,
+            # A resumed search is a new experiment beside the interrupted one.
+            name=f"{job.part_name}-from-{namer.offset}" if prior else job.part_name,
             storage_path=store.url("tune"),
             verbose=0,
             callbacks=[ProgressCallback(progress, job.ctx.pairing)],
@@ -175,6 +203,7 @@ def trial_rows(job: PairingJob, results: Any) -> list[dict[str, Any]]:
                 "wall_seconds": last.get("time_total_s"),
             }
         )
+    rows += finished.values()  # trials an interrupted run finished before this search began
     return sorted(rows, key=lambda r: r["trial"])
 
 
@@ -245,8 +274,11 @@ def search_pairing(job: PairingJob, plan: SearchPlan, progress: Any) -> PairingO
     store = RunStore(job.store_uri)
     ctx = job.ctx
     base = {**ctx.ids(), "metric": ctx.metric, "folds": len(ray.get(job.data).folds)}
+    prior = finished_trials(job)
+    for row in prior:
+        progress.trial_done.remote(ctx.pairing, "ok", row["score"])
     try:
-        results = run_search(job, plan, progress)
+        results = run_search(job, plan, progress, prior)
         rows = trial_rows(job, results)
     except Exception as exc:  # a broken pairing must not sink the other pairings
         logger.exception("search of %s failed", ctx.pairing)

@@ -36,11 +36,17 @@ class PairingJob:
         return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in self.ctx.pairing)
 
 
-def trial_name(trial: Any) -> str:
+class TrialNamer:
     """Tune's trial_name_creator / trial_dirname_creator: `trial_00004` for the 5th trial the
-    searcher created (0-based like Optuna's numbers; Tune's own ids are random hex)."""
-    counter = int(trial.experiment_tag.split("_", 1)[0])
-    return f"trial_{counter - 1:05d}"
+    searcher created (0-based like Optuna's numbers; Tune's own ids are random hex). A resumed
+    search starts counting after the trials that already finished."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+
+    def __call__(self, trial: Any) -> str:
+        counter = int(trial.experiment_tag.split("_", 1)[0])
+        return f"trial_{self.offset + counter - 1:05d}"
 
 
 def trial_number(name: str) -> int:

@@ -1,0 +1,107 @@
+"""A real `bench run` killed mid-search (SIGKILL) and resumed; Ctrl-C stops cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def write_benchmark(tmp_path: Path) -> Path:
+    path = tmp_path / "resumable.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "resumable",
+                "models": ["mlp"],
+                "datasets": ["digits"],
+                "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+                "search": {"trials": 6, "max_concurrent_trials": 1},
+                "cv": {"folds": 2},
+                "budget": {"epochs": 4},
+                "output": str(tmp_path / "results"),
+            }
+        )
+    )
+    return path
+
+
+def start(args, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+
+
+def wait_for_parts(tmp_path: Path, count: int, process, timeout=240) -> list[Path]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        parts = sorted(tmp_path.glob("results/resumable/*/parts/trials/*/*.parquet"))
+        if len(parts) >= count:
+            return parts
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.5)
+    raise TimeoutError("no trial finished")
+
+
+def finished(parts: list[Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in parts])[["trial", "trial_id", "score"]]
+
+
+def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
+    benchmark = write_benchmark(tmp_path)
+    first = start(["run", str(benchmark)], tmp_path)
+    wait_for_parts(tmp_path, 2, first)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = finished(sorted(tmp_path.glob("results/resumable/*/parts/trials/*/*.parquet")))
+    assert len(before) >= 2
+    run_dir = next(tmp_path.glob("results/resumable/*"))
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", str(benchmark), "--resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert sorted(trials.trial) == list(range(6)) and set(trials.status) == {"ok"}
+    # finished trials kept their rows: same Tune trial id, same score, so they did not run again
+    kept = trials.set_index("trial").loc[before.trial]
+    assert kept.trial_id.tolist() == before.trial_id.tolist()
+    assert kept.score.tolist() == pytest.approx(before.score.tolist())
+    folds = pd.read_parquet(run_dir / "folds.parquet")
+    assert len(folds) == 6 * 2 and folds.groupby("trial").size().eq(2).all()
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    assert board.status.tolist() == ["ok"] and board.num_trials.tolist() == [6]
+    assert len(list(tmp_path.glob("results/resumable/*"))) == 1  # resumed in place
+
+
+def test_ctrl_c_writes_what_finished_and_prints_the_resume_command(tmp_path):
+    benchmark = write_benchmark(tmp_path)
+    run = start(["run", str(benchmark)], tmp_path)
+    wait_for_parts(tmp_path, 1, run)
+    os.kill(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err[-3000:]
+    assert "--resume" in err and "Traceback" not in err
+    run_dir = next(tmp_path.glob("results/resumable/*"))
+    for name in ("folds", "trials", "epochs", "leaderboard"):
+        assert (run_dir / f"{name}.parquet").is_file()
+    assert len(pd.read_parquet(run_dir / "folds.parquet")) >= 2
