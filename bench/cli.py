@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_address(submit)
     submit.add_argument("--wait", action="store_true", help="follow the logs until the job ends")
     submit.add_argument(
+        "--resume",
+        nargs="?",
+        const=LATEST,
+        metavar="RUN_DIR",
+        help="continue an interrupted run on the cluster's storage",
+    )
+    submit.add_argument(
         "--ship-source",
         action="store_true",
         help="send this bench source tree with the job (py_modules)",
@@ -111,6 +118,8 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
 
 def _run_flags_as_args(args: argparse.Namespace) -> list[str]:
     out = []
+    if getattr(args, "resume", None):
+        out += ["--resume"] + ([] if args.resume == LATEST else [args.resume])
     for flag in RUN_FLAGS:
         value = getattr(args, flag)
         if value is not None:

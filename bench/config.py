@@ -120,6 +120,9 @@ class SearchConfig(_Strict):
     metric: str = DEFAULT_METRIC
     asha: AshaConfig | None = None
     max_concurrent_trials: Annotated[int, Field(ge=0)] = 0  # 0: as many as resources allow
+    # Times a trial is restarted after its process dies (a lost node, an OOM kill); a trial
+    # that raises (diverged, bad data) fails the same way each time, so keep this small.
+    retries: Annotated[int, Field(ge=0)] = 1
 
     @field_validator("metric")
     @classmethod

@@ -105,3 +105,51 @@ def test_ctrl_c_writes_what_finished_and_prints_the_resume_command(tmp_path):
     for name in ("folds", "trials", "epochs", "leaderboard"):
         assert (run_dir / f"{name}.parquet").is_file()
     assert len(pd.read_parquet(run_dir / "folds.parquet")) >= 2
+
+
+def descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every process below `root`."""
+    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in table.splitlines():
+        pid, ppid, *args = line.split(None, 2)
+        children.setdefault(int(ppid), []).append((int(pid), args[0] if args else ""))
+    found, stack = {}, [root]
+    while stack:
+        for pid, args in children.get(stack.pop(), []):
+            found[pid] = args
+            stack.append(pid)
+    return found
+
+
+def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
+    path = tmp_path / "fragile.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "fragile",
+                "models": ["mlp"],
+                "datasets": ["digits"],
+                "search": {"trials": 2, "max_concurrent_trials": 1, "retries": 1},
+                "cv": {"folds": 2},
+                "budget": {"epochs": 15},
+                "output": str(tmp_path / "results"),
+            }
+        )
+    )
+    run = start(["run", str(path)], tmp_path)
+    deadline, killed = time.time() + 240, None
+    while killed is None and time.time() < deadline:
+        assert run.poll() is None, run.communicate()
+        trials = [pid for pid, args in descendants(run.pid).items() if "ImplicitFunc" in args]
+        if trials and list(tmp_path.glob("results/fragile/*/tune/*/trial_00000")):
+            time.sleep(1.0)  # let it get into training
+            os.kill(trials[0], signal.SIGKILL)
+            killed = trials[0]
+        time.sleep(0.2)
+    assert killed, "never saw a trial process"
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-3000:]
+    run_dir = next(tmp_path.glob("results/fragile/*"))
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert sorted(trials.trial) == [0, 1] and set(trials.status) == {"ok"}

@@ -166,7 +166,7 @@ def run_search(
             storage_path=store.url("tune"),
             verbose=0,
             callbacks=[ProgressCallback(progress, job.ctx.pairing)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=plan.search.retries),
         ),
     )
     return tuner.fit()
