@@ -93,6 +93,9 @@ class DatasetConfig(_Strict):
     image_size: Annotated[int, Field(ge=1)] | None = None
     download: bool = False
     channels: Literal[1, 3] | None = None
+    # ImageFolder: `error` names every unreadable file and stops; `skip` leaves them out and
+    # records them in the run's skipped_images.json.
+    on_bad_image: Literal["error", "skip"] = "error"
 
     @model_validator(mode="before")
     @classmethod

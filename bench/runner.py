@@ -205,7 +205,7 @@ def run_benchmark(
 def _load_datasets(config: BenchmarkConfig, store: RunStore, echo: Print) -> dict[str, Any]:
     """Each dataset loaded once and put in the object store; its splits saved with the run
     (a resumed run checks it derived the very same ones)."""
-    refs, split_rows = {}, []
+    refs, split_rows, skipped = {}, [], {}
     for dataset in config.datasets:
         data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
         echo(
@@ -215,6 +215,9 @@ def _load_datasets(config: BenchmarkConfig, store: RunStore, echo: Print) -> dic
         )
         refs[dataset.key] = ray.put(data)  # once per dataset; trials read it zero-copy
         split_rows += _split_rows(store.run_id, data)
+        if data.skipped:
+            echo(f"  dataset {dataset.key}: skipped {len(data.skipped)} unreadable file(s)")
+            skipped[dataset.key] = data.skipped
     if store.exists("splits.parquet"):
         if (
             store.read_table("splits.parquet").to_pylist()
@@ -226,6 +229,8 @@ def _load_datasets(config: BenchmarkConfig, store: RunStore, echo: Print) -> dic
             )
     else:
         store.write_table("splits", split_rows)
+    if skipped:
+        store.write_json("skipped_images.json", skipped)
     return refs
 
 

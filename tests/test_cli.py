@@ -70,3 +70,20 @@ def test_report_on_a_missing_folder_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such results folder" in err
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    path = tmp_path / "b.yaml"
+    path.write_text("name: x\nmodels: [mlp]\ndatasets: [digits]\n")
+    assert main(["run", str(path), "--output", str(blocker / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output folder is not writable" in err
+
+
+def test_resume_without_an_earlier_run_says_so(tmp_path, capsys):
+    path = tmp_path / "b.yaml"
+    path.write_text(f"name: x\nmodels: [mlp]\ndatasets: [digits]\noutput: {tmp_path / 'r'}\n")
+    assert main(["run", str(path), "--resume"]) == 2
+    assert "no earlier run of 'x' to resume" in capsys.readouterr().err

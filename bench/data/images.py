@@ -16,6 +16,8 @@ class LoadedImages:
     y: np.ndarray  # int64 (N,)
     test_x: np.ndarray | None = None
     test_y: np.ndarray | None = None
+    # Files left out with on_bad_image: skip, each with the reason.
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ImageData:
     # Per-channel pixel mean/std of the CV pool on the 0..1 scale, for input normalization.
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

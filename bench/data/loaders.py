@@ -141,61 +141,81 @@ def load_imagefolder(options: Any) -> LoadedImages:
         raise DataError(
             f"dataset 'imagefolder': path {root} is not a folder; set path: to your tree"
         )
-    side = options.image_size or 64
-    mode = "L" if options.channels == 1 else "RGB"
+    reader = _TreeReader(
+        options.image_size or 64,
+        "L" if options.channels == 1 else "RGB",
+        skip_bad=options.on_bad_image == "skip",
+    )
     if (root / "train").is_dir() and (root / "test").is_dir():
-        classes, x, y = _read_class_tree(root / "train", side, mode)
-        test_classes, test_x, test_y = _read_class_tree(root / "test", side, mode)
+        classes, x, y = reader.read(root / "train")
+        test_classes, test_x, test_y = reader.read(root / "test")
         if test_classes != classes:
             raise DataError(
                 f"dataset 'imagefolder': {root}/test has classes {test_classes} but "
                 f"{root}/train has {classes}; give both the same class folders"
             )
-        return LoadedImages(classes, x, y, test_x, test_y)
-    classes, x, y = _read_class_tree(root, side, mode)
-    return LoadedImages(classes, x, y)
+        return LoadedImages(classes, x, y, test_x, test_y, skipped=reader.skipped)
+    classes, x, y = reader.read(root)
+    return LoadedImages(classes, x, y, skipped=reader.skipped)
 
 
-def _read_class_tree(root: Path, side: int, mode: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise DataError(
-            f"dataset 'imagefolder': {root} has {len(classes)} class folder(s); "
-            f"put each class's images in its own subfolder (at least 2)"
+class _TreeReader:
+    """Decodes a class-per-folder tree; bad files are all named at once, or skipped and kept
+    in `skipped` (with the reason) when on_bad_image is `skip`."""
+
+    def __init__(self, side: int, mode: str, skip_bad: bool) -> None:
+        self.side, self.mode, self.skip_bad = side, mode, skip_bad
+        self.skipped: list[str] = []
+
+    def read(self, root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        classes = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        images = sorted(p for p in (root / name).rglob("*") if p.is_file())
-        if not images:
+        if len(classes) < 2:
             raise DataError(
-                f"dataset 'imagefolder': class folder {root / name} is empty; "
-                "add images or remove the folder"
+                f"dataset 'imagefolder': {root} has {len(classes)} class folder(s); "
+                f"put each class's images in its own subfolder (at least 2)"
             )
-        files += images
-        labels += [label] * len(images)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        pixels = list(pool.map(lambda p: _decode(p, side, mode), files))
-    return classes, to_uint8_nchw(np.stack(pixels)), np.asarray(labels, dtype=np.int64)
+        files = {
+            name: sorted(p for p in (root / name).rglob("*") if p.is_file()) for name in classes
+        }
+        everything = [f for name in classes for f in files[name]]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            decoded = dict(zip(everything, pool.map(self._decode, everything), strict=True))
+        bad = [f"{path} ({why})" for path, (_, why) in decoded.items() if why]
+        if bad and not self.skip_bad:
+            shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise DataError(
+                f"dataset 'imagefolder': {len(bad)} unreadable file(s): {shown}; remove or "
+                f"replace them, or set on_bad_image: skip"
+            )
+        self.skipped += bad
+        pixels, labels = [], []
+        for label, name in enumerate(classes):
+            good = [decoded[f][0] for f in files[name] if decoded[f][1] is None]
+            if not good:
+                raise DataError(
+                    f"dataset 'imagefolder': class folder {root / name} has no readable images; "
+                    "add images or remove the folder"
+                )
+            pixels += good
+            labels += [label] * len(good)
+        return classes, to_uint8_nchw(np.stack(pixels)), np.asarray(labels, dtype=np.int64)
 
+    def _decode(self, path: Path) -> tuple[np.ndarray | None, str | None]:
+        """(pixels, None), or (None, why it cannot be read)."""
+        from PIL import Image, UnidentifiedImageError
 
-def _decode(path: Path, side: int, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DataError(
-            f"dataset 'imagefolder': {path} is not an image (suffix {path.suffix or 'none'}); "
-            f"move it out of the tree"
-        )
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode).resize((side, side), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(
-            f"dataset 'imagefolder': cannot decode {path} ({_first_line(exc)}); "
-            f"replace or remove the file"
-        ) from exc
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            return None, f"not an image: suffix {path.suffix or 'none'}"
+        try:
+            with Image.open(path) as img:
+                img = img.convert(self.mode).resize(
+                    (self.side, self.side), Image.Resampling.BILINEAR
+                )
+                return np.asarray(img, dtype=np.uint8), None
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            return None, f"cannot decode: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

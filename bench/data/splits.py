@@ -25,7 +25,14 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
     """Use the official test split when there is one, else hold out a stratified fraction."""
     if loaded.test_x is not None and loaded.test_y is not None:
         return ImageData(
-            name, loaded.classes, loaded.x, loaded.y, loaded.test_x, loaded.test_y, True
+            name,
+            loaded.classes,
+            loaded.x,
+            loaded.y,
+            loaded.test_x,
+            loaded.test_y,
+            True,
+            skipped=loaded.skipped,
         )
     train, test = holdout_split(loaded.y, test_fraction, seed)
     return ImageData(
@@ -38,6 +45,7 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
         official_test=False,
         train_index=train,
         test_index=test,
+        skipped=loaded.skipped,
     )
 
 

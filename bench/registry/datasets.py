@@ -64,7 +64,7 @@ DATASETS.add(
     DatasetSpec(
         "imagefolder",
         _lazy("load_imagefolder"),
-        options=frozenset({"path", "image_size", "channels"}),
+        options=frozenset({"path", "image_size", "channels", "on_bad_image"}),
         required=frozenset({"path"}),
         description="your class-per-folder tree; train/ + test/ subfolders or a held-out split",
     ),

@@ -151,9 +151,15 @@ def test_imagefolder_train_test_and_grayscale(tmp_path):
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
-        (lambda root: (root / "cat" / "bad.png").write_bytes(b"not a png"), "cannot decode"),
-        (lambda root: (root / "dog" / "notes.txt").write_text("hi"), "is not an image"),
-        (lambda root: (root / "bird").mkdir(), "is empty"),
+        (
+            lambda root: (root / "cat" / "bad.png").write_bytes(b"not a png"),
+            r"1 unreadable file\(s\): .*cat/bad.png \(cannot decode",
+        ),
+        (
+            lambda root: (root / "dog" / "notes.txt").write_text("hi"),
+            r"dog/notes.txt \(not an image: suffix .txt\)",
+        ),
+        (lambda root: (root / "bird").mkdir(), "bird has no readable images"),
     ],
     ids=["corrupt", "non-image", "empty-class"],
 )
@@ -162,6 +168,23 @@ def test_imagefolder_bad_files_are_named(tmp_path, damage, expected):
     damage(tmp_path / "pets")
     with pytest.raises(DataError, match=expected):
         load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets")))
+
+
+def test_imagefolder_names_every_bad_file_and_the_skip_option(tmp_path):
+    write_tree(tmp_path / "pets")
+    (tmp_path / "pets" / "cat" / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "pets" / "dog" / "notes.txt").write_text("hi")
+    with pytest.raises(
+        DataError, match="2 unreadable file.*bad.png.*notes.txt.*on_bad_image: skip"
+    ):
+        load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets")))
+    loaded = load_imagefolder(
+        DatasetConfig(
+            name="imagefolder", path=str(tmp_path / "pets"), image_size=10, on_bad_image="skip"
+        )
+    )
+    assert loaded.x.shape == (8, 3, 10, 10)
+    assert len(loaded.skipped) == 2 and any("bad.png" in s for s in loaded.skipped)
 
 
 def test_imagefolder_missing_path(tmp_path):
