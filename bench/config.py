@@ -148,6 +148,9 @@ class BudgetConfig(_Strict):
     epochs: Annotated[int, Field(ge=1)] = 10
     batch_size: Annotated[int, Field(ge=1)] = 64
     patience: Annotated[int, Field(ge=0)] = 0  # 0: no early stopping
+    # Epochs between trial checkpoints (single-worker trials): a trial whose worker dies
+    # restarts from its last one. 0: no checkpoints (cheapest; a restart begins at epoch 1).
+    checkpoint_every: Annotated[int, Field(ge=0)] = 0
 
 
 class ModelBudget(_Strict):

@@ -273,6 +273,7 @@ def _job(
         trials=budget.trials,
         seed=config.search.seed,
         workers=config.resources.workers,
+        checkpoint_every=config.budget.checkpoint_every,
     )
     return PairingJob(ctx, data, config.resources, store.uri)
 

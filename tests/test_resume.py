@@ -132,7 +132,7 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
                 "datasets": ["digits"],
                 "search": {"trials": 2, "max_concurrent_trials": 1, "retries": 1},
                 "cv": {"folds": 2},
-                "budget": {"epochs": 15},
+                "budget": {"epochs": 30, "checkpoint_every": 1},
                 "output": str(tmp_path / "results"),
             }
         )
@@ -142,8 +142,8 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
     while killed is None and time.time() < deadline:
         assert run.poll() is None, run.communicate()
         trials = [pid for pid, args in descendants(run.pid).items() if "ImplicitFunc" in args]
-        if trials and list(tmp_path.glob("results/fragile/*/tune/*/trial_00000")):
-            time.sleep(1.0)  # let it get into training
+        # kill once trial 0 has saved a checkpoint, well before its 30 epochs are done
+        if trials and list(tmp_path.glob("results/fragile/*/tune/*/trial_00000/checkpoint_*")):
             os.kill(trials[0], signal.SIGKILL)
             killed = trials[0]
         time.sleep(0.2)
@@ -153,3 +153,8 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
     run_dir = next(tmp_path.glob("results/fragile/*"))
     trials = pd.read_parquet(run_dir / "trials.parquet")
     assert sorted(trials.trial) == [0, 1] and set(trials.status) == {"ok"}
+    # the killed trial continued from its last per-epoch checkpoint, not from epoch 1
+    assert trials.set_index("trial").loc[0, "resumed_from_epoch"] >= 1
+    epochs = pd.read_parquet(run_dir / "epochs.parquet")
+    first = epochs[(epochs.trial == 0) & (epochs.phase == "cv")]
+    assert first.groupby("fold").epoch.apply(list).map(lambda e: e == list(range(1, 31))).all()

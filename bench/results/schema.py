@@ -85,6 +85,7 @@ TRIALS = pa.schema(
         ("score", pa.float64()),  # its CV mean (last reported value for a pruned trial)
         *_cv_columns(),
         ("epochs_run", pa.int64()),  # largest epochs run over the folds
+        ("resumed_from_epoch", pa.int64()),  # 0, or the checkpoint epoch a restart began after
         ("wall_seconds", pa.float64()),
     ]
 )

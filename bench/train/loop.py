@@ -7,6 +7,7 @@ training plugs in through `wrap_model` / `wrap_loader` (Ray Train's prepare_* fu
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import warnings
@@ -205,6 +206,37 @@ class _FoldRun:
         self.samples = 0
         self.history: list[EpochRecord] = []
 
+    # Plain tensors, numbers and lists only: a checkpoint loads with weights_only=True.
+    _SCALARS = (
+        "best_score",
+        "best_epoch",
+        "stale_epochs",
+        "stopped",
+        "train_seconds",
+        "eval_seconds",
+        "samples",
+    )
+
+    def state(self) -> dict[str, Any]:
+        """A copy: training goes on after a snapshot."""
+        return copy.deepcopy(
+            {
+                "model": unwrap(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "best_state": self.best_state,
+                "history": [dataclasses.astuple(h) for h in self.history],
+                **{name: getattr(self, name) for name in self._SCALARS},
+            }
+        )
+
+    def load(self, state: dict[str, Any]) -> None:
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_state = state["best_state"]
+        self.history = [EpochRecord(*h) for h in state["history"]]
+        for name in self._SCALARS:
+            setattr(self, name, state[name])
+
 
 def cross_validate(
     build_model: Callable[[], nn.Module],
@@ -215,15 +247,17 @@ def cross_validate(
     adapt: InputAdapter,
     score: Callable[[np.ndarray, np.ndarray], float],
     device: torch.device | str = "cpu",
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, Callable[[], dict[str, Any]]], None] | None = None,
     wrap_model: Identity = lambda m: m,
     wrap_loader: Identity = lambda d: d,
+    resume_from: dict[str, Any] | None = None,
 ) -> list[FoldOutcome]:
     """Train one model per fold, in lockstep, with early stopping on `score` (higher is better).
 
-    `on_epoch(epoch, cv_score)` gets the mean over folds of each fold's best score so far.
-    Each fold ends restored to its best epoch's weights; its validation probabilities are
-    predicted with those weights."""
+    `on_epoch(epoch, cv_score, snapshot)` gets the mean over folds of each fold's best score so
+    far, and `snapshot()` returns the whole state to checkpoint; `resume_from` (such a
+    snapshot) continues after its epoch. Each fold ends restored to its best epoch's weights;
+    its validation probabilities are predicted with those weights."""
     device = torch.device(device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     runs = []
@@ -237,12 +271,18 @@ def cross_validate(
             _FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, device)
         )
 
-    for epoch in range(1, settings.epochs + 1):
+    first = 1
+    if resume_from is not None:
+        for run, state in zip(runs, resume_from["folds"], strict=True):
+            run.load(state)
+        first = int(resume_from["epoch"]) + 1
+    for epoch in range(first, settings.epochs + 1):
         for run in runs:
             if not run.stopped:
                 _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, device)
         if on_epoch is not None:
-            on_epoch(epoch, float(np.mean([r.best_score for r in runs])))
+            snapshot = lambda e=epoch: {"epoch": e, "folds": [r.state() for r in runs]}  # noqa: E731
+            on_epoch(epoch, float(np.mean([r.best_score for r in runs])), snapshot)
         if all(r.stopped for r in runs):
             break
     return [_finish(run, images, adapt, device) for run in runs]

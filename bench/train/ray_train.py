@@ -58,7 +58,7 @@ def _worker_loop(config: dict[str, Any]) -> Any:
     rank = ray.train.get_context().get_world_rank()
     if job.mode == "cv":
 
-        def on_epoch(epoch: int, loop_score: float) -> None:
+        def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
             score = reported_score(job.ctx.metric, loop_score)
             ray.train.report({"score": score, "epoch": epoch})
 

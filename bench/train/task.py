@@ -44,6 +44,7 @@ class PairingContext:
     seed: int
     trials: int = 1
     workers: int = 1
+    checkpoint_every: int = 0  # epochs between trial checkpoints; 0: none
 
     @property
     def pairing(self) -> str:
@@ -116,9 +117,10 @@ def cross_validate_trial(
     data: ImageData,
     params: Mapping[str, Any],
     device: Any = "cpu",
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, Callable[[], dict]], None] | None = None,
     wrap_model: Identity = lambda m: m,
     wrap_loader: Identity = lambda d: d,
+    resume_from: dict | None = None,
 ) -> list[FoldOutcome]:
     return cross_validate(
         model_factory(ctx, data, params),
@@ -132,6 +134,7 @@ def cross_validate_trial(
         on_epoch=on_epoch,
         wrap_model=wrap_model,
         wrap_loader=wrap_loader,
+        resume_from=resume_from,
     )
 
 

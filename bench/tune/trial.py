@@ -5,6 +5,8 @@ trial, or one whose config asks for it, fits a TorchTrainer. Both write identica
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -77,16 +79,24 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
         )
     else:
         torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
+        restored = load_checkpoint()
 
-        def on_epoch(epoch: int, loop_score: float) -> None:
-            tune.report({"score": reported_score(ctx.metric, loop_score), "epoch": epoch})
+        def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
+            metrics = {"score": reported_score(ctx.metric, loop_score), "epoch": epoch}
+            if ctx.checkpoint_every and epoch % ctx.checkpoint_every == 0:
+                report_with_checkpoint(metrics, snapshot())
+            else:
+                tune.report(metrics)
 
-        outcomes = cross_validate_trial(ctx, data, params, device_for(resources), on_epoch)
+        outcomes = cross_validate_trial(
+            ctx, data, params, device_for(resources), on_epoch, resume_from=restored
+        )
         where = placement()
     trial = trial_number(tune.get_context().get_trial_name())
     record = record_trial(
         ctx, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
     )
+    record.summary["resumed_from_epoch"] = int(restored["epoch"]) if restored else 0
     part = f"{job.part_name}/{trial:05d}.parquet"
     store.write_table("folds", record.folds, f"parts/folds/{part}")
     store.write_table("epochs", record.epochs, f"parts/epochs/{part}")
@@ -98,3 +108,24 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
             COMPLETE_FLAG: True,
         }
     )
+
+
+CHECKPOINT_FILE = "cv_state.pt"
+
+
+def report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """Report an epoch with the trial's whole CV state, so a restarted trial (its worker died)
+    continues from here instead of from epoch 1."""
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def load_checkpoint() -> dict[str, Any] | None:
+    """The trial's last checkpoint, if Tune restarted it; tensors and numbers only
+    (weights_only=True: nothing else is unpickled)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(os.path.join(folder, CHECKPOINT_FILE), weights_only=True)

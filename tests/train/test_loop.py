@@ -49,7 +49,7 @@ def test_cross_validation_learns_and_keeps_folds_apart(digits):
         TrainSettings(epochs=5, batch_size=32, lr=3e-3),
         ADAPT,
         f1,
-        on_epoch=lambda e, s: scores.append((e, s)),
+        on_epoch=lambda e, s, snapshot: scores.append((e, s)),
     )
     assert [e for e, _ in scores] == [1, 2, 3, 4, 5]
     assert scores[-1][1] >= scores[0][1]
@@ -133,3 +133,28 @@ def test_input_adapter_repeats_channels_and_resizes():
     out = adapt(torch.full((2, 1, 8, 8), 255, dtype=torch.uint8))
     assert out.shape == (2, 3, 32, 32)
     assert torch.allclose(out, torch.ones_like(out))
+
+
+def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    settings = TrainSettings(epochs=3, batch_size=32, lr=3e-3)
+    snapshots = {}
+    cross_validate(
+        build,
+        x,
+        y,
+        folds,
+        settings,
+        ADAPT,
+        f1,
+        on_epoch=lambda e, s, snapshot: snapshots.setdefault(e, snapshot()),
+    )
+    path = tmp_path / "state.pt"
+    torch.save(snapshots[2], path)
+    restored = torch.load(path, weights_only=True)  # tensors and numbers only
+    resumed = cross_validate(build, x, y, folds, settings, ADAPT, f1, resume_from=restored)
+    for outcome in resumed:
+        assert [h.epoch for h in outcome.history] == [1, 2, 3]
+        assert outcome.epochs_run == 3
+        assert f1(y[outcome.val_index], outcome.val_proba) > 0.8
