@@ -27,8 +27,20 @@ TRAINING_PARAMS: dict[str, Any] = {
     "momentum": 0.9,
     "label_smoothing": 0.0,
     "batch_size": None,  # None: the budget's batch_size
+    "nesterov": False,  # sgd only
+    "schedule": "constant",  # learning-rate schedule, stepped every batch
+    "warmup_epochs": 0.0,  # linear warmup from lr/10, before the schedule
+    "grad_clip": 0.0,  # max gradient norm; 0: no clipping
+    "class_weight": "none",  # "balanced": cross-entropy weighted by inverse class frequency
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
+# Training parameters that take one of a few names.
+TRAINING_CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "class_weight": ("none", "balanced"),
+}
 
 
 class _Strict(BaseModel):
@@ -345,13 +357,13 @@ def _check_space(space: SearchSpace, known: set[str], source: str, where: str) -
                 f"{source}: {where}.{name}: unknown hyperparameter{closest(name, known)} "
                 f"(known: {', '.join(sorted(known))})"
             )
-        if name == "optimizer":
-            for value in spec.grid_values() if spec.type in ("choice", "fixed") else []:
-                if value not in OPTIMIZERS:
-                    raise ConfigError(
-                        f"{source}: {where}.optimizer: unknown optimizer '{value}'"
-                        f"{closest(str(value), OPTIMIZERS)} (known: {', '.join(OPTIMIZERS)})"
-                    )
+        allowed = TRAINING_CHOICES.get(name)
+        for value in spec.grid_values() if allowed and spec.type in ("choice", "fixed") else []:
+            if value not in allowed:
+                raise ConfigError(
+                    f"{source}: {where}.{name}: unknown {name} '{value}'"
+                    f"{closest(str(value), allowed)} (known: {', '.join(allowed)})"
+                )
 
 
 def _describe(error: dict[str, Any], source: str) -> str:

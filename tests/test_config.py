@@ -86,6 +86,11 @@ def test_cli_overrides_win(tmp_path):
             "unknown optimizer 'sdg' (did you mean 'sgd'?)",
         ),
         ({"search": {"sampler": "bayes"}}, "search.sampler"),
+        (
+            {"search_space": {"schedule": "cosin"}},
+            "unknown schedule 'cosin' (did you mean 'cosine'?)",
+        ),
+        ({"search_space": {"class_weight": ["balanced", "auto"]}}, "unknown class_weight 'auto'"),
         ({"search": {"metric": "f1"}}, "unknown metric 'f1' (did you mean"),
         ({"cv": {"folds": 1}}, "cv.folds"),
         ({"resources": {"workers": 2, "gpus_per_worker": 0.5}}, "fractional gpus_per_worker"),

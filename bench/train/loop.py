@@ -37,6 +37,11 @@ class TrainSettings:
     optimizer: str = "adam"
     momentum: float = 0.9
     label_smoothing: float = 0.0
+    nesterov: bool = False
+    schedule: str = "constant"  # constant, cosine, step, onecycle (stepped per batch)
+    warmup_epochs: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    class_weight: str = "none"  # or "balanced"
     patience: int = 0  # epochs without improvement before a fold stops; 0 disables
     seed: int = 0
 
@@ -102,9 +107,46 @@ _OPTIMIZERS: dict[str, Callable[[Any, TrainSettings], torch.optim.Optimizer]] = 
     "adam": lambda p, s: torch.optim.Adam(p, lr=s.lr, weight_decay=s.weight_decay),
     "adamw": lambda p, s: torch.optim.AdamW(p, lr=s.lr, weight_decay=s.weight_decay),
     "sgd": lambda p, s: torch.optim.SGD(
-        p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
+        p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.nesterov
     ),
 }
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-batch learning-rate schedule, with optional linear warmup."""
+    total = max(1, settings.epochs * steps_per_epoch)
+    warmup = settings.warmup_epochs * steps_per_epoch
+    if settings.schedule == "onecycle":
+        pct = min(0.5, max(0.05, warmup / total)) if warmup else 0.3
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=settings.lr, total_steps=total, pct_start=pct
+        )
+    shapes: dict[str, Callable[[float], float]] = {
+        "constant": lambda progress: 1.0,
+        "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
+        "step": lambda progress: 0.1 ** int(progress * 3),  # x0.1 at 1/3 and 2/3 of training
+    }
+    shape = shapes[settings.schedule]
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 0.1 + 0.9 * step / warmup
+        return shape(min(1.0, (step - warmup) / max(1.0, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_loss(settings: TrainSettings, labels: np.ndarray, num_classes: int, device) -> nn.Module:
+    """Cross-entropy; with class_weight balanced, each class weighs n / (classes x count)."""
+    weight = None
+    if settings.class_weight == "balanced":
+        counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+        weight = torch.tensor(
+            len(labels) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32, device=device
+        )
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=settings.label_smoothing)
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -123,6 +165,8 @@ def train_one_epoch(
     loss_fn: nn.Module,
     adapt: InputAdapter,
     device: torch.device,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    grad_clip: float = 0.0,
 ) -> tuple[float, int]:
     """Mean training loss over the epoch, and the number of samples seen."""
     model.train()
@@ -136,7 +180,11 @@ def train_one_epoch(
                 f"training diverged: loss is {loss.item()}; lower the learning rate or its range"
             )
         loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         total += loss.item() * len(labels)
         seen += len(labels)
     return total / max(seen, 1), seen
@@ -191,10 +239,12 @@ class FoldOutcome:
 class _FoldRun:
     """One fold's model, optimizer and early-stopping state."""
 
-    def __init__(self, fold, model, loader, val_index, settings, wrap_model, device):
+    def __init__(self, fold, model, loader, val_index, settings, wrap_model, loss_fn):
         self.fold = fold
         self.model = wrap_model(model)
         self.optimizer = make_optimizer(self.model, settings)
+        self.schedule = make_schedule(self.optimizer, settings, len(loader))
+        self.loss_fn = loss_fn
         self.loader = loader
         self.val_index = val_index
         self.best_score = -math.inf
@@ -223,6 +273,7 @@ class _FoldRun:
             {
                 "model": unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
                 "best_state": self.best_state,
                 "history": [dataclasses.astuple(h) for h in self.history],
                 **{name: getattr(self, name) for name in self._SCALARS},
@@ -232,6 +283,7 @@ class _FoldRun:
     def load(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
         self.best_state = state["best_state"]
         self.history = [EpochRecord(*h) for h in state["history"]]
         for name in self._SCALARS:
@@ -259,7 +311,7 @@ def cross_validate(
     snapshot) continues after its epoch. Each fold ends restored to its best epoch's weights;
     its validation probabilities are predicted with those weights."""
     device = torch.device(device)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    num_classes = int(labels.max()) + 1
     runs = []
     for k, (train_index, val_index) in enumerate(folds):
         torch.manual_seed(settings.seed * 1000 + k)
@@ -267,8 +319,9 @@ def cross_validate(
             IndexedImages(images, labels, train_index), settings.batch_size, True, settings.seed + k
         )
         model = build_model().to(device)
+        loss_fn = make_loss(settings, labels[train_index], num_classes, device)
         runs.append(
-            _FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, device)
+            _FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, loss_fn)
         )
 
     first = 1
@@ -279,7 +332,7 @@ def cross_validate(
     for epoch in range(first, settings.epochs + 1):
         for run in runs:
             if not run.stopped:
-                _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, device)
+                _fold_epoch(run, epoch, images, labels, settings, adapt, score, device)
         if on_epoch is not None:
             snapshot = lambda e=epoch: {"epoch": e, "folds": [r.state() for r in runs]}  # noqa: E731
             on_epoch(epoch, float(np.mean([r.best_score for r in runs])), snapshot)
@@ -288,12 +341,21 @@ def cross_validate(
     return [_finish(run, images, adapt, device) for run in runs]
 
 
-def _fold_epoch(run, epoch, images, labels, settings, loss_fn, adapt, score, device) -> None:
+def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
     started = time.perf_counter()
     sampler = getattr(run.loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)  # DistributedSampler reshuffles per epoch only when told
-    train_loss, seen = train_one_epoch(run.model, run.loader, run.optimizer, loss_fn, adapt, device)
+    train_loss, seen = train_one_epoch(
+        run.model,
+        run.loader,
+        run.optimizer,
+        run.loss_fn,
+        adapt,
+        device,
+        run.schedule,
+        settings.grad_clip,
+    )
     trained = time.perf_counter()
     proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device)
     val_labels = labels[run.val_index]
@@ -368,7 +430,7 @@ def fit_and_predict(
     torch.manual_seed(settings.seed * 1000 + 999)
     model = wrap_model(build_model().to(device))
     optimizer = make_optimizer(model, settings)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    loss_fn = make_loss(settings, labels, int(labels.max()) + 1, device)
     loader = wrap_loader(
         make_loader(
             IndexedImages(images, labels, np.arange(len(labels))),
@@ -377,13 +439,16 @@ def fit_and_predict(
             settings.seed + 999,
         )
     )
+    schedule = make_schedule(optimizer, settings, len(loader))
     history, seconds, samples = [], 0.0, 0
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        loss, seen = train_one_epoch(model, loader, optimizer, loss_fn, adapt, device)
+        loss, seen = train_one_epoch(
+            model, loader, optimizer, loss_fn, adapt, device, schedule, settings.grad_clip
+        )
         elapsed = time.perf_counter() - started
         seconds += elapsed
         samples += seen

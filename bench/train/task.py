@@ -77,8 +77,17 @@ def train_settings(
         batch_size=int(merged.pop("batch_size") or ctx.batch_size),
         patience=ctx.patience,
         seed=ctx.seed,
-        **{k: (float(v) if k != "optimizer" else v) for k, v in merged.items()},
+        **{k: _typed(TRAINING_PARAMS[k], v) for k, v in merged.items()},
     )
+
+
+def _typed(default: Any, value: Any) -> Any:
+    """A searched value in its parameter's type (Optuna hands back floats and numpy types)."""
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
 
 
 def model_factory(

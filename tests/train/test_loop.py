@@ -17,6 +17,10 @@ from bench.train.loop import (
     cross_validate,
     fit_and_predict,
     make_loader,
+    make_loss,
+    make_optimizer,
+    make_schedule,
+    train_one_epoch,
 )
 
 
@@ -138,7 +142,7 @@ def test_input_adapter_repeats_channels_and_resizes():
 def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
-    settings = TrainSettings(epochs=3, batch_size=32, lr=3e-3)
+    settings = TrainSettings(epochs=3, batch_size=32, lr=1e-2, schedule="cosine", warmup_epochs=1)
     snapshots = {}
     cross_validate(
         build,
@@ -157,4 +161,76 @@ def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
     for outcome in resumed:
         assert [h.epoch for h in outcome.history] == [1, 2, 3]
         assert outcome.epochs_run == 3
-        assert f1(y[outcome.val_index], outcome.val_proba) > 0.8
+        assert f1(y[outcome.val_index], outcome.val_proba) > 0.5
+        kept = [h.train_loss for h in outcome.history[:2]]
+        saved = [h[2] for h in restored["folds"][outcome.fold]["history"]]
+        assert kept == saved  # epochs 1-2 come from the snapshot, not retrained
+
+
+def lrs(settings, steps_per_epoch=10):
+    model = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(model, settings)
+    schedule = make_schedule(optimizer, settings, steps_per_epoch)
+    out = []
+    for _ in range(settings.epochs * steps_per_epoch):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return out
+
+
+def test_schedules_and_warmup():
+    base = dict(epochs=3, batch_size=8, lr=0.1)
+    assert set(lrs(TrainSettings(**base))) == {0.1}
+    cosine = lrs(TrainSettings(**base, schedule="cosine", warmup_epochs=1))
+    assert cosine[0] == pytest.approx(0.01)  # warmup starts at lr/10
+    assert cosine[10] == pytest.approx(0.1)  # warmup over: the full lr
+    assert cosine[-1] < 0.002 and cosine == sorted(cosine[:11]) + cosine[11:]
+    step = lrs(TrainSettings(**base, schedule="step"))
+    assert step[0] == pytest.approx(0.1) and step[15] == pytest.approx(0.01)
+    assert step[-1] == pytest.approx(0.001)
+    onecycle = lrs(TrainSettings(**base, schedule="onecycle"))
+    assert max(onecycle) == pytest.approx(0.1, rel=1e-3) and onecycle[0] < 0.01
+
+
+def test_sgd_nesterov_and_gradient_clipping():
+    model = torch.nn.Linear(4, 3)
+    settings = TrainSettings(
+        epochs=1,
+        batch_size=4,
+        lr=1.0,
+        optimizer="sgd",
+        momentum=0.0,
+        nesterov=False,
+        grad_clip=1e-3,
+    )
+    nesterov = make_optimizer(
+        model, TrainSettings(epochs=1, batch_size=4, optimizer="sgd", nesterov=True)
+    )
+    assert nesterov.param_groups[0]["nesterov"] is True
+    before = [p.detach().clone() for p in model.parameters()]
+    images = torch.randint(0, 256, (4, 1, 2, 2), dtype=torch.uint8)
+    loader = [(images, torch.tensor([0, 1, 2, 0]))]
+    adapt = InputAdapter(1, 2, (0.5,), (0.25,))
+    train_one_epoch(
+        torch.nn.Sequential(torch.nn.Flatten(), model),
+        loader,
+        make_optimizer(model, settings),
+        torch.nn.CrossEntropyLoss(),
+        adapt,
+        torch.device("cpu"),
+        grad_clip=settings.grad_clip,
+    )
+    change = torch.sqrt(
+        sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True))
+    )
+    assert 0 < change <= 1e-3 + 1e-7  # lr 1 x clipped norm
+
+
+def test_balanced_class_weights():
+    labels = np.array([0, 0, 0, 1])
+    loss = make_loss(
+        TrainSettings(epochs=1, batch_size=1, class_weight="balanced"), labels, 2, "cpu"
+    )
+    assert loss.weight.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
+    assert make_loss(TrainSettings(epochs=1, batch_size=1), labels, 2, "cpu").weight is None
