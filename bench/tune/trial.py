@@ -67,6 +67,7 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
     trial_id = tune.get_context().get_trial_id()
     ctx, resources, store = job.ctx, job.resources, RunStore(job.store_uri)
     data = ray.get(job.data)
+    restored = None  # DDP trials restart from their first epoch
     if resources.distributed:
         outcomes, where = run_distributed(
             DistributedJob(ctx, job.data, dict(params), "cv"),
