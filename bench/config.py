@@ -40,6 +40,7 @@ TRAINING_CHOICES = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "class_weight": ("none", "balanced"),
+    "strategy": ("full", "head_only", "from_scratch"),  # torchvision models
 }
 
 

@@ -1,10 +1,99 @@
-"""torchvision backbones with the classifier head sized to the dataset."""
+"""torchvision backbones: pretrained weights (ImageNet via torchvision's weights API, or a
+local state dict), fine-tuning strategies and an optional hidden head, sized to the dataset."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
 import torchvision
 from torch import nn
 
+from bench.errors import DataError
 
-def build_torchvision(arch: str, num_classes: int) -> nn.Module:
-    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+STRATEGIES = ("full", "head_only", "from_scratch")
+
+
+def imagenet_weights(arch: str):
+    """torchvision's default ImageNet weights enum member for `arch` (carries its transforms)."""
+    return torchvision.models.get_model_weights(arch).DEFAULT
+
+
+def preprocessing(
+    arch: str, weights: str
+) -> tuple[int, tuple[float, ...], tuple[float, ...]] | None:
+    """(side, mean, std) the pretrained weights expect, or None when training from scratch.
+    A local state dict is taken to be ImageNet-trained, as torchvision's are."""
+    if weights in (None, "none"):
+        return None
+    transforms = imagenet_weights(arch).transforms()
+    return int(transforms.crop_size[0]), tuple(transforms.mean), tuple(transforms.std)
+
+
+def build_torchvision(
+    arch: str,
+    num_classes: int,
+    weights: str = "none",
+    strategy: str = "full",
+    head_hidden: int = 0,
+    head_dropout: float = 0.0,
+    backbone_lr_scale: float = 1.0,
+) -> nn.Module:
+    if strategy == "from_scratch":
+        weights = "none"
+    model = torchvision.models.get_model(arch, weights=None)
+    if weights not in (None, "none"):
+        model.load_state_dict(_matching(model, _state_dict(arch, weights)), strict=False)
+    if strategy == "head_only":
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+    # Names, not modules: a module attribute would register the head a second time.
+    model.bench_head = _replace_head(model, num_classes, int(head_hidden), float(head_dropout))
+    model.bench_backbone_lr_scale = float(backbone_lr_scale)
+    return model
+
+
+def _state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
+    if weights == "imagenet":
+        enum = imagenet_weights(arch)
+        try:
+            return enum.get_state_dict(progress=False)
+        except Exception as exc:  # URLError offline, HTTP errors, a truncated download
+            name = os.path.basename(urlparse(enum.url).path)
+            folder = Path(torch.hub.get_dir()) / "checkpoints"
+            raise DataError(
+                f"model '{arch}': ImageNet weights are not cached and could not be downloaded "
+                f"({type(exc).__name__}); put {name} in {folder} (set TORCH_HOME to move it) "
+                f"or use weights: none"
+            ) from None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise DataError(f"model '{arch}': weights file {path} not found; fix weights: or use none")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _matching(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries that fit the model (a checkpoint's old head of another size is dropped)."""
+    own = model.state_dict()
+    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+
+
+def _replace_head(model: nn.Module, num_classes: int, hidden: int, dropout: float) -> str:
+    """Swap the network's last Linear layer for a new head sized to the dataset; its name."""
+    name, last = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    if hidden > 0:
+        head: nn.Module = nn.Sequential(
+            nn.Linear(last.in_features, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+    else:
+        head = nn.Linear(last.in_features, num_classes)
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, head)
+    return name

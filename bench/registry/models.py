@@ -65,6 +65,17 @@ def _torchvision_builder(arch: str) -> Callable[..., Any]:
     return build
 
 
+# What every torchvision backbone takes: weights (none / imagenet / a state-dict path), the
+# fine-tuning strategy, an optional hidden head, and a learning-rate scale for the backbone.
+TORCHVISION_HPARAMS = {
+    "weights": "none",
+    "strategy": "full",
+    "head_hidden": 0,
+    "head_dropout": 0.0,
+    "backbone_lr_scale": 1.0,
+}
+
+
 register_model(
     ModelSpec(
         "mlp",
@@ -106,6 +117,7 @@ for _arch, _family in [
             family=_family,
             channels=3,
             min_size=32,
+            hparams=TORCHVISION_HPARAMS,
             description=f"torchvision {_arch}, classifier head sized to the dataset",
         )
     )

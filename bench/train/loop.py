@@ -58,6 +58,8 @@ class InputAdapter:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255.0)
+        if len(self.mean) == self.channels and x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)  # grayscale into RGB-normalized weights
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         x = (x - mean) / std
@@ -120,8 +122,9 @@ def make_schedule(
     warmup = settings.warmup_epochs * steps_per_epoch
     if settings.schedule == "onecycle":
         pct = min(0.5, max(0.05, warmup / total)) if warmup else 0.3
+        peaks = [group["lr"] for group in optimizer.param_groups]  # keeps a backbone's scale
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=settings.lr, total_steps=total, pct_start=pct
+            optimizer, max_lr=peaks, total_steps=total, pct_start=pct
         )
     shapes: dict[str, Callable[[float], float]] = {
         "constant": lambda progress: 1.0,
@@ -150,7 +153,18 @@ def make_loss(settings: TrainSettings, labels: np.ndarray, num_classes: int, dev
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    return _OPTIMIZERS[settings.optimizer](model.parameters(), settings)
+    """Over the trainable parameters; a pretrained backbone may learn at a scaled rate."""
+    head = getattr(unwrap(model), "bench_head", None)
+    scale = getattr(unwrap(model), "bench_backbone_lr_scale", 1.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if head is None or scale == 1.0:
+        return _OPTIMIZERS[settings.optimizer](trainable, settings)
+    head_ids = {id(p) for p in unwrap(model).get_submodule(head).parameters()}
+    groups = [
+        {"params": [p for p in trainable if id(p) not in head_ids], "lr": settings.lr * scale},
+        {"params": [p for p in trainable if id(p) in head_ids], "lr": settings.lr},
+    ]
+    return _OPTIMIZERS[settings.optimizer]([g for g in groups if g["params"]], settings)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -94,16 +94,35 @@ def model_factory(
     ctx: PairingContext, data: ImageData, params: Mapping[str, Any]
 ) -> Callable[[], Any]:
     _, hparams = split_params(ctx.model, params)
-    channels, side = input_shape(ctx.model, data)
+    channels, side = input_shape(ctx.model, data, params)
     return lambda: create_model(ctx.model, data.num_classes, channels, side, **hparams)
 
 
-def input_shape(model: str, data: ImageData) -> tuple[int, int]:
-    return MODELS.get(model).input_shape(int(data.train_x.shape[1]), int(data.train_x.shape[2]))
+def _pretrained(model: str, params: Mapping[str, Any]):
+    """(side, mean, std) of the model's pretrained weights, or None."""
+    _, hparams = split_params(model, params)
+    if hparams.get("strategy") == "from_scratch" or "weights" not in MODELS.get(model).hparams:
+        return None
+    from bench.models.torchvision_models import preprocessing
+
+    return preprocessing(model, hparams.get("weights", "none"))
 
 
-def input_adapter(model: str, data: ImageData) -> InputAdapter:
-    channels, side = input_shape(model, data)
+def input_shape(model: str, data: ImageData, params: Mapping[str, Any]) -> tuple[int, int]:
+    """(channels, side) fed to the model: pretrained weights fix the side they were trained at."""
+    channels, side = MODELS.get(model).input_shape(
+        int(data.train_x.shape[1]), int(data.train_x.shape[2])
+    )
+    pretrained = _pretrained(model, params)
+    return (channels, pretrained[0]) if pretrained else (channels, side)
+
+
+def input_adapter(model: str, data: ImageData, params: Mapping[str, Any]) -> InputAdapter:
+    """The dataset's own normalization, or the pretrained weights' resize and mean/std."""
+    channels, side = input_shape(model, data, params)
+    pretrained = _pretrained(model, params)
+    if pretrained:
+        return InputAdapter(channels, side, pretrained[1], pretrained[2])
     return InputAdapter(channels, side, data.mean, data.std)
 
 
@@ -137,7 +156,7 @@ def cross_validate_trial(
         data.train_y,
         data.folds,
         train_settings(ctx, params),
-        input_adapter(ctx.model, data),
+        input_adapter(ctx.model, data, params),
         search_score(ctx.metric, data.num_classes),
         device=device,
         on_epoch=on_epoch,
@@ -272,7 +291,7 @@ def refit_pairing(
         data.train_y,
         data.test_x,
         train_settings(ctx, params, epochs=epochs),
-        input_adapter(ctx.model, data),
+        input_adapter(ctx.model, data, params),
         device=device,
         wrap_model=wrap_model,
         wrap_loader=wrap_loader,
