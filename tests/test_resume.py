@@ -1,5 +1,6 @@
 """A real `bench run` killed mid-search (SIGKILL) and resumed; Ctrl-C stops cleanly."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -25,7 +27,7 @@ def write_benchmark(tmp_path: Path) -> Path:
                 "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
                 "search": {"trials": 6, "max_concurrent_trials": 1},
                 "cv": {"folds": 2},
-                "budget": {"epochs": 4},
+                "budget": {"epochs": 12, "checkpoint_every": 1},
                 "output": str(tmp_path / "results"),
             }
         )
@@ -57,6 +59,22 @@ def wait_for_parts(tmp_path: Path, count: int, process, timeout=240) -> list[Pat
     raise TimeoutError("no trial finished")
 
 
+def wait_for_unfinished_checkpoint(tmp_path: Path, process, timeout=240) -> dict:
+    """The params of a running trial that has checkpointed but not finished."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = {p.stem for p in tmp_path.glob("results/resumable/*/parts/trials/*/*.parquet")}
+        for checkpoint in tmp_path.glob("results/resumable/*/tune/*/trial_*/checkpoint_*"):
+            trial_dir = checkpoint.parent
+            state = checkpoint / "cv_state.pt"
+            if trial_dir.name.removeprefix("trial_") not in done and state.is_file():
+                time.sleep(0.3)  # let the file be written whole
+                return torch.load(state, weights_only=True)["params"]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    raise TimeoutError("no running trial checkpointed")
+
+
 def finished(parts: list[Path]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in parts])[["trial", "trial_id", "score"]]
 
@@ -65,6 +83,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     benchmark = write_benchmark(tmp_path)
     first = start(["run", str(benchmark)], tmp_path)
     wait_for_parts(tmp_path, 2, first)
+    cut_off = wait_for_unfinished_checkpoint(tmp_path, first)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     before = finished(sorted(tmp_path.glob("results/resumable/*/parts/trials/*/*.parquet")))
@@ -86,6 +105,9 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     kept = trials.set_index("trial").loc[before.trial]
     assert kept.trial_id.tolist() == before.trial_id.tolist()
     assert kept.score.tolist() == pytest.approx(before.score.tolist())
+    # the trial the kill cut off ran again first, from its last checkpoint, not from epoch 1
+    again = trials[trials.params.map(json.loads) == cut_off]
+    assert len(again) == 1 and again.resumed_from_epoch.iloc[0] >= 1
     folds = pd.read_parquet(run_dir / "folds.parquet")
     assert len(folds) == 6 * 2 and folds.groupby("trial").size().eq(2).all()
     board = pd.read_parquet(run_dir / "leaderboard.parquet")

@@ -3,6 +3,7 @@ refit of the best configuration on the whole CV pool, scored once on the test sp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,13 +26,15 @@ from bench.results.store import RunStore
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.task import history_rows, prediction_rows, refit_epochs, refit_pairing
-from bench.tune.space import DefineByRun, grid_size, make_sampler, warm_study
+from bench.tune.space import DefineByRun, distributions, grid_size, make_sampler, warm_study
 from bench.tune.trial import (
+    CHECKPOINT_FILE,
     COMPLETE_FLAG,
     PairingJob,
     TrialNamer,
     cv_trial,
     device_for,
+    read_checkpoint,
     trial_number,
 )
 
@@ -113,6 +116,34 @@ def finished_trials(job: PairingJob) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["trial"])
 
 
+def interrupted_trials(job: PairingJob, prior: list[dict[str, Any]]) -> dict[str, str]:
+    """Trials of an interrupted run that saved a checkpoint but never finished: canonical
+    params JSON -> their newest readable checkpoint (run-relative). The params are read from
+    the checkpoint itself: Tune syncs a running trial's params.json only now and then."""
+    store = RunStore(job.store_uri)
+    done = {r["trial"] for r in prior}
+    found: dict[str, list[str]] = {}
+    for path in store.list("tune"):
+        parts = path.split("/")
+        if (
+            len(parts) != 5
+            or parts[-1] != CHECKPOINT_FILE
+            or not parts[1].startswith(job.part_name)
+            or not parts[2].startswith("trial_")
+        ):
+            continue
+        if trial_number(parts[2]) not in done:
+            found.setdefault("/".join(parts[:3]), []).append(path)
+    restarts = {}
+    for checkpoints in found.values():
+        for path in sorted(checkpoints, reverse=True):  # checkpoint_000007 before _000006
+            state = read_checkpoint(store, path)
+            if state is not None:
+                restarts[dumps(state["params"])] = path
+                break
+    return restarts
+
+
 def run_search(
     job: PairingJob, plan: SearchPlan, progress: Any, prior: list[dict[str, Any]]
 ) -> Any:
@@ -125,6 +156,9 @@ def run_search(
     remaining = trials - len(prior)
     if remaining <= 0:
         return []
+    restarts = interrupted_trials(job, prior) if prior else {}
+    job = dataclasses.replace(job, restarts=restarts)
+    searched = distributions(plan.space)
     storage, study_name = warm_study(
         plan.space, mode, [(json.loads(r["params"]), r["score"]) for r in prior]
     )
@@ -142,6 +176,11 @@ def run_search(
             sampler=make_sampler(plan.search.sampler, plan.space, plan.search.seed + len(prior)),
             storage=storage,
             study_name=study_name,
+            # cut-off trials run again first, continuing from their checkpoints
+            points_to_evaluate=[
+                {k: v for k, v in json.loads(key).items() if k in searched} for key in restarts
+            ]
+            or None,
         )
     namer = TrialNamer(offset=1 + max((r["trial"] for r in prior), default=-1))
     trainable = tune.with_parameters(cv_trial, job=job)

@@ -5,10 +5,12 @@ trial, or one whose config asks for it, fits a TorchTrainer. Both write identica
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -16,6 +18,7 @@ import torch
 from ray import tune
 
 from bench.config import ResourcesConfig
+from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.ray_train import DistributedJob, placement, run_distributed
 from bench.train.task import PairingContext, cross_validate_trial, record_trial, reported_score
@@ -31,6 +34,9 @@ class PairingJob:
     data: Any  # ObjectRef of the dataset's ImageData (put once per dataset)
     resources: ResourcesConfig
     store_uri: str
+    # Resumed runs: params (canonical JSON) of trials a killed run left unfinished -> the
+    # run-relative path of their last readable checkpoint, to continue from.
+    restarts: dict[str, str] = field(default_factory=dict)
 
     @property
     def part_name(self) -> str:
@@ -80,12 +86,12 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
         )
     else:
         torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
-        restored = load_checkpoint()
+        restored = load_checkpoint() or load_restart(job, params)
 
         def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
             metrics = {"score": reported_score(ctx.metric, loop_score), "epoch": epoch}
             if ctx.checkpoint_every and epoch % ctx.checkpoint_every == 0:
-                report_with_checkpoint(metrics, snapshot())
+                report_with_checkpoint(metrics, {**snapshot(), "params": dict(params)})
             else:
                 tune.report(metrics)
 
@@ -130,3 +136,18 @@ def load_checkpoint() -> dict[str, Any] | None:
         return None
     with checkpoint.as_directory() as folder:
         return torch.load(os.path.join(folder, CHECKPOINT_FILE), weights_only=True)
+
+
+def load_restart(job: PairingJob, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The last checkpoint of the same configuration in the interrupted run, if any."""
+    relative = job.restarts.get(dumps(dict(params)))
+    return read_checkpoint(RunStore(job.store_uri), relative) if relative else None
+
+
+def read_checkpoint(store: RunStore, relative: str) -> dict[str, Any] | None:
+    """A checkpoint file's state, or None if it was cut off while being written."""
+    try:
+        with store.fs.open_input_stream(store.file(relative)) as stream:
+            return torch.load(io.BytesIO(stream.read()), weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        return None
