@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-import pyarrow.compute as pc
 import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
@@ -233,7 +232,7 @@ def trial_rows(job: PairingJob, results: Any) -> list[dict[str, Any]]:
                 **job.ctx.ids(),
                 "trial": number,
                 "trial_id": trial_id,
-                "params": dumps(_params(result)),
+                "params": dumps(dict(result.config or {})),
                 "status": status,
                 "error": _one_line(result.error) if result.error else "",
                 "metric": job.ctx.metric,
@@ -244,10 +243,6 @@ def trial_rows(job: PairingJob, results: Any) -> list[dict[str, Any]]:
         )
     rows += finished.values()  # trials an interrupted run finished before this search began
     return sorted(rows, key=lambda r: r["trial"])
-
-
-def _params(result: Any) -> dict[str, Any]:
-    return {k: v for k, v in (result.config or {}).items() if k != "job"}
 
 
 def _one_line(error: BaseException) -> str:
@@ -346,12 +341,10 @@ def search_pairing(job: PairingJob, plan: SearchPlan, progress: Any) -> PairingO
 
 
 def _refit_and_score(job: PairingJob, best: dict[str, Any], store: RunStore) -> dict[str, Any]:
-    import json
-
     ctx, data = job.ctx, ray.get(job.data)
     params = json.loads(best["params"])
     folds = store.read_table(f"parts/folds/{job.part_name}/{best['trial']:05d}.parquet")
-    folds = folds.filter(pc.equal(folds["trial"], best["trial"])).to_pylist()
+    folds = folds.to_pylist()  # the part holds exactly this trial's folds
     epochs = refit_epochs(folds, ctx.epochs)
     outcome, parameters = refit(job, params, epochs)
     report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
