@@ -238,7 +238,7 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
     """The newest run folder of `benchmark` under `output`."""
     import pyarrow.fs as pafs
 
-    from bench.results.store import join, resolve
+    from bench.results.store import join, resolve, run_location
 
     fs, base = resolve(output)
     folder = join(base, benchmark)
@@ -249,12 +249,7 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
     )
     if not runs:
         raise BenchError(f"{folder}: no earlier run of '{benchmark}' to resume; drop --resume")
-    uri = (
-        output.rstrip("/") + f"/{benchmark}/{runs[-1]}"
-        if "://" in output
-        else join(folder, runs[-1])
-    )
-    return RunStore(uri)
+    return RunStore(run_location(output, benchmark, runs[-1]))
 
 
 def _job(

@@ -31,6 +31,13 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 
 
+def run_location(output: str, benchmark: str, run_id: str) -> str:
+    """`<output>/<benchmark>/<run id>`: a URI keeps its scheme, a local path is made absolute."""
+    if "://" in output:
+        return f"{output.rstrip('/')}/{benchmark}/{run_id}"
+    return join(resolve(output)[1], benchmark, run_id)
+
+
 def new_run_id() -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(2)}"
@@ -62,8 +69,7 @@ class RunStore:
                 f"{output}: output folder is not writable ({exc.strerror or exc}); "
                 f"set output: (or --output) to a folder you can write"
             ) from None
-        uri = output.rstrip("/") + f"/{benchmark}/{run_id}" if "://" in output else path
-        return cls(uri)
+        return cls(run_location(output, benchmark, run_id))
 
     @property
     def run_id(self) -> str:
