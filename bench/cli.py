@@ -106,6 +106,15 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, help="cross-validation folds")
     parser.add_argument("--epochs", type=int, help="epochs per fold")
     parser.add_argument("--output", help="results folder or URI")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="assignments",
+        help="override any key of the definition, e.g. --set datasets.0.path=~/photos "
+        "--set search_space.hflip=[0.0,0.5] (value read as YAML; repeatable)",
+    )
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +133,8 @@ def _run_flags_as_args(args: argparse.Namespace) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             out += [f"--{flag}", ",".join(value) if isinstance(value, list) else str(value)]
+    for assignment in args.assignments:
+        out += ["--set", assignment]
     return out
 
 
@@ -163,10 +174,11 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.config import load_benchmark
+    from bench.config import load_benchmark, parse_assignments
 
     path = Path(args.benchmark) if args.benchmark else default_benchmark()
     overrides = {key: getattr(args, flag) for flag, key in RUN_FLAGS.items()}
+    overrides.update(parse_assignments(args.assignments))
     config = load_benchmark(path, overrides)
     from bench import runner  # imports Ray and torch: only once the config is good
 

@@ -13,11 +13,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bench.errors import BenchError, ConfigError, closest
 from bench.metrics import DEFAULT_METRIC, METRIC_NAMES
 from bench.registry import DATASETS, MODELS
+from bench.train.settings import AUGMENT_DEFAULTS
 
 # Hyperparameters of the training loop itself; model hyperparameters come from the registry.
 TRAINING_PARAMS: dict[str, Any] = {
@@ -32,6 +41,11 @@ TRAINING_PARAMS: dict[str, Any] = {
     "warmup_epochs": 0.0,  # linear warmup from lr/10, before the schedule
     "grad_clip": 0.0,  # max gradient norm; 0: no clipping
     "class_weight": "none",  # "balanced": cross-entropy weighted by inverse class frequency
+    # How images reach the model's side: "resize" stretches, "pad" centres smaller ones.
+    "input_fit": "resize",
+    # Augmentation of training batches (hflip, rotation, translate, zoom, crop_scale,
+    # brightness, contrast, erasing, mixup, cutmix); defaults leave images untouched.
+    **AUGMENT_DEFAULTS,
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
@@ -40,7 +54,27 @@ TRAINING_CHOICES = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "class_weight": ("none", "balanced"),
+    "input_fit": ("resize", "pad"),
     "strategy": ("full", "head_only", "from_scratch"),  # torchvision models
+}
+
+# Ranges outside which a parameter makes no sense (probabilities, fractions, degrees).
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "hflip": (0.0, 1.0),
+    "erasing": (0.0, 1.0),
+    "rotation": (0.0, 180.0),
+    "translate": (0.0, 1.0),
+    "zoom": (0.0, 0.9),
+    "crop_scale": (0.01, 1.0),
+    "brightness": (0.0, 1.0),
+    "contrast": (0.0, 1.0),
+    "mixup": (0.0, math.inf),
+    "cutmix": (0.0, math.inf),
+    "label_smoothing": (0.0, 0.99),
+    "dropout": (0.0, 0.99),
+    "head_dropout": (0.0, 0.99),
+    "shrink": (0.01, 1.0),
+    "unfreeze_after": (0, math.inf),
 }
 
 
@@ -192,6 +226,10 @@ class ResourcesConfig(_Strict):
     gpus_per_worker: Annotated[float, Field(ge=0)] = 0
     # Run single-worker trials through Ray Train too (they run in the trial actor otherwise).
     use_ray_train: bool = False
+    # auto: bf16 autocast on CUDA (fp16 with loss scaling on GPUs without bf16), fp32 on CPU.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # auto: channels_last memory format for convolutional models on CUDA.
+    channels_last: StrictBool | Literal["auto"] = "auto"
 
     @model_validator(mode="after")
     def _whole_gpus_for_ddp(self) -> ResourcesConfig:
@@ -213,7 +251,8 @@ class BenchmarkConfig(_Strict):
     models: list[str]
     datasets: list[DatasetConfig]
     search_space: SearchSpace = Field(default_factory=dict)
-    # Per-model changes to the shared space: a model's entry replaces or adds parameters.
+    # Changes to the shared space, keyed `model`, `@dataset` (every model on that dataset) or
+    # `model@dataset`; each replaces or adds parameters, the most specific applied last.
     overrides: dict[str, SearchSpace] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
@@ -233,11 +272,17 @@ class BenchmarkConfig(_Strict):
             return {k: _coerce_space(v) for k, v in raw.items()}
         return raw
 
-    def space_for(self, model: str) -> SearchSpace:
-        """The effective space of one model: shared params it understands, then its overrides."""
+    def space_for(self, model: str, dataset: str | None = None) -> SearchSpace:
+        """The effective space of one pairing: the shared params the model understands, then
+        the overrides of the model, of the dataset, of the pairing (a dataset's overrides
+        hold only what this model understands)."""
         known = set(TRAINING_PARAMS) | set(MODELS.get(model).hparams)
         space = {k: v for k, v in self.search_space.items() if k in known}
         space.update(self.overrides.get(model, {}))
+        if dataset is not None:
+            on_dataset = self.overrides.get(f"@{dataset}", {})
+            space.update({k: v for k, v in on_dataset.items() if k in known})
+            space.update(self.overrides.get(f"{model}@{dataset}", {}))
         return space
 
     def budget_for(self, model: str) -> Budget:
@@ -277,15 +322,57 @@ def load_benchmark(path: str | Path, overrides: dict[str, Any] | None = None) ->
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """CLI flags onto the raw mapping: keys are dotted paths such as `search.trials`."""
+    """CLI flags onto the raw mapping: keys are dotted paths such as `search.trials`; a number
+    indexes a list (`datasets.0.path`)."""
     for dotted, value in overrides.items():
         if value is None:
             continue
-        node = raw
+        node: Any = raw
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+            node = _child(node, key, dotted)
+        if isinstance(node, list):
+            node[_index(node, leaf, dotted)] = value
+        elif isinstance(node, dict):
+            node[leaf] = value
+        else:
+            raise ConfigError(f"--set {dotted}: '{leaf}' is inside a plain value; fix the key")
+
+
+def _child(node: Any, key: str, dotted: str) -> Any:
+    if isinstance(node, list):
+        index = _index(node, key, dotted)
+        if isinstance(node[index], str):  # a dataset or model given by name only
+            node[index] = {"name": node[index]}
+        return node[index]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {dotted}: '{key}' is inside a plain value; fix the key")
+    if node.get(key) is None:
+        node[key] = {}
+    return node[key]
+
+
+def _index(node: list[Any], key: str, dotted: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ConfigError(
+            f"--set {dotted}: '{key}' is not an index of a {len(node)}-entry list; "
+            f"use 0 to {len(node) - 1}"
+        )
+    return int(key)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`--set key.path=value` flags: the value is read as YAML (numbers, lists, mappings)."""
+    out: dict[str, Any] = {}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {text}: expected KEY=VALUE such as search.trials=4")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {text}: the value is not valid YAML; quote it") from None
+    return out
 
 
 def validate_benchmark(raw: dict[str, Any], source: str = "<config>") -> BenchmarkConfig:
@@ -327,24 +414,43 @@ def _check_names(config: BenchmarkConfig, source: str) -> None:
     )
     # Entries for registered models outside `models` are kept but unused, so `--models mlp`
     # can narrow a benchmark without editing its file; unknown names are typos.
-    for section in ("overrides", "model_budgets"):
-        for model in getattr(config, section):
-            if model not in MODELS:
-                raise ConfigError(
-                    f"{source}: {section}.{model}: unknown model"
-                    f"{closest(model, MODELS.names())}; use a name from `bench models`"
-                )
-    for model, space in config.overrides.items():
-        known = set(TRAINING_PARAMS) | set(MODELS.get(model).hparams)
-        _check_space(space, known, source, f"overrides.{model}")
+    for model in config.model_budgets:
+        _check_model_name(model, source, f"model_budgets.{model}")
+    for key, space in config.overrides.items():
+        model, dataset = _override_target(key, keys, source)
+        known = set(TRAINING_PARAMS) | (
+            set(MODELS.get(model).hparams) if model else _all_model_hparams()
+        )
+        _check_space(space, known, source, f"overrides.{key}")
     if config.search.sampler == "grid":
-        for model in config.models:
-            for name, spec in config.space_for(model).items():
+        for model, dataset in config.pairings():
+            for name, spec in config.space_for(model, dataset.key).items():
                 if spec.type not in ("choice", "fixed"):
                     raise ConfigError(
                         f"{source}: search_space.{name}: the grid sampler takes only choice lists "
                         f"(got {spec.type}); list the values or use sampler: tpe"
                     )
+
+
+def _check_model_name(model: str, source: str, where: str) -> None:
+    if model not in MODELS:
+        raise ConfigError(
+            f"{source}: {where}: unknown model"
+            f"{closest(model, MODELS.names())}; use a name from `bench models`"
+        )
+
+
+def _override_target(key: str, datasets: list[str], source: str) -> tuple[str, str]:
+    """(model, dataset) an overrides key names; either may be empty."""
+    model, _, dataset = key.partition("@")
+    if model:
+        _check_model_name(model, source, f"overrides.{key}")
+    if "@" in key and dataset not in datasets:
+        raise ConfigError(
+            f"{source}: overrides.{key}: no dataset '{dataset}' in this benchmark"
+            f"{closest(dataset, datasets)}; use one of: {', '.join(datasets)}"
+        )
+    return model, dataset
 
 
 def _all_model_hparams() -> set[str]:
@@ -358,6 +464,7 @@ def _check_space(space: SearchSpace, known: set[str], source: str, where: str) -
                 f"{source}: {where}.{name}: unknown hyperparameter{closest(name, known)} "
                 f"(known: {', '.join(sorted(known))})"
             )
+        _check_range(name, spec, source, where)
         allowed = TRAINING_CHOICES.get(name)
         for value in spec.grid_values() if allowed and spec.type in ("choice", "fixed") else []:
             if value not in allowed:
@@ -365,6 +472,23 @@ def _check_space(space: SearchSpace, known: set[str], source: str, where: str) -
                     f"{source}: {where}.{name}: unknown {name} '{value}'"
                     f"{closest(str(value), allowed)} (known: {', '.join(allowed)})"
                 )
+
+
+def _check_range(name: str, spec: ParamSpec, source: str, where: str) -> None:
+    if name not in PARAM_RANGES:
+        return
+    low, high = PARAM_RANGES[name]
+    if spec.type in ("choice", "fixed"):
+        values = spec.grid_values()
+    else:
+        values = [spec.low, spec.high]
+    for value in values:
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not low <= number <= high:
+            raise ConfigError(
+                f"{source}: {where}.{name}: {value!r} is outside [{low:g}, {high:g}]; "
+                f"give a number in that range"
+            )
 
 
 def _describe(error: dict[str, Any], source: str) -> str:

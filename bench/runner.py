@@ -176,7 +176,9 @@ def run_benchmark(
     search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
     pending = [
         search.remote(
-            job, SearchPlan(config.space_for(job.ctx.model), config.search, concurrent), progress
+            job,
+            SearchPlan(config.space_for(job.ctx.model, job.ctx.dataset), config.search, concurrent),
+            progress,
         )
         for job in todo
     ]
@@ -252,6 +254,10 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
     return RunStore(run_location(output, benchmark, runs[-1]))
 
 
+def _on_off_auto(value: bool | str) -> str:
+    return value if isinstance(value, str) else ("on" if value else "off")
+
+
 def _job(
     config: BenchmarkConfig, store: RunStore, model: str, dataset: str, data: Any
 ) -> PairingJob:
@@ -269,6 +275,8 @@ def _job(
         seed=config.search.seed,
         workers=config.resources.workers,
         checkpoint_every=config.budget.checkpoint_every,
+        precision=config.resources.precision,
+        channels_last=_on_off_auto(config.resources.channels_last),
     )
     return PairingJob(ctx, data, config.resources, store.uri)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 # Tests start their own local cluster; it binds to loopback and keeps Ray's token auth on.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# torchvision's weight cache for this session only (set before Ray starts, so its workers
+# see it too): tests write the "downloaded" ImageNet files there, never into a user's cache.
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="bench-tests-torch-home-")
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,21 @@ def test_flag_overrides_are_validated_too(tmp_path, capsys):
     assert "did you mean 'resnet18'" in capsys.readouterr().err
 
 
+def test_set_flags_are_validated_and_passed_on_to_jobs(tmp_path, capsys):
+    from bench.cli import _run_flags_as_args, build_parser
+
+    path = tmp_path / "b.yaml"
+    path.write_text("name: x\nmodels: [mlp]\ndatasets: [digits]\n")
+    assert main(["run", str(path), "--set", "search_space.hflip=2.0"]) == 2
+    assert "search_space.hflip: 2.0 is outside [0, 1]" in capsys.readouterr().err
+    assert main(["run", str(path), "--set", "datasets.3.path=x"]) == 2
+    assert "not an index of a 1-entry list" in capsys.readouterr().err
+    args = build_parser().parse_args(
+        ["submit", str(path), "--trials", "2", "--set", "search_space.rotation=[0, 15]"]
+    )
+    assert _run_flags_as_args(args) == ["--trials", "2", "--set", "search_space.rotation=[0, 15]"]
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from bench.errors import ConfigError
 

@@ -100,11 +100,28 @@ def test_cli_overrides_win(tmp_path):
         ),
         ({"overrides": {"mlp": {"width": 3}}}, "overrides.mlp.width: unknown hyperparameter"),
         (
+            {"overrides": {"mlp@mnist": {"lr": 0.1}}},
+            "overrides.mlp@mnist: no dataset 'mnist' in this benchmark; use one of: digits",
+        ),
+        ({"overrides": {"@digits": {"widht": 3}}}, "overrides.@digits.widht: unknown hyper"),
+        (
             {"model_budgets": {"mpl": {"trials": 1}}},
             "model_budgets.mpl: unknown model (did you mean 'mlp'?)",
         ),
         ({"model_budgets": {"mlp": {"trials": 0}}}, "model_budgets.mlp.trials"),
         ({"search": {"sampler": "grid"}}, "the grid sampler takes only choice lists"),
+        (
+            {"search_space": {"input_fit": "crop"}},
+            "unknown input_fit 'crop' (known: resize, pad)",
+        ),
+        (
+            {"search_space": {"hflip": {"type": "uniform", "low": 0.0, "high": 1.5}}},
+            "search_space.hflip: 1.5 is outside [0, 1]",
+        ),
+        ({"search_space": {"crop_scale": [0.0, 0.5]}}, "crop_scale: 0.0 is outside [0.01, 1]"),
+        ({"overrides": {"resnet18": {"head_dropout": 1}}}, "head_dropout: 1 is outside"),
+        ({"resources": {"precision": "fp8"}}, "resources.precision"),
+        ({"resources": {"channels_last": "yes"}}, "resources.channels_last"),
     ],
 )
 def test_bad_input_names_file_key_and_fix(tmp_path, change, expected):
@@ -150,3 +167,64 @@ def test_resolved_yaml_loads_back_to_the_same_config(tmp_path):
     config = load_benchmark(write(tmp_path, GOOD))
     again = load_benchmark(write(tmp_path, to_yaml(config), name="resolved.yaml"))
     assert again.model_dump() == config.model_dump()
+
+
+def test_augmentation_and_fine_tuning_options_are_searchable(tmp_path):
+    raw = {
+        **GOOD,
+        "search_space": {
+            "hflip": [0.0, 0.5],
+            "rotation": {"type": "uniform", "low": 0, "high": 30},
+            "crop_scale": {"type": "uniform", "low": 0.3, "high": 1.0},
+            "mixup": [0.0, 0.2],
+            "cutmix": 1.0,
+            "erasing": 0.25,
+            "input_fit": ["resize", "pad"],
+        },
+        "overrides": {"resnet18": {"strategy": "head_only", "unfreeze_after": [0, 2]}},
+        "resources": {"precision": "bf16", "channels_last": True},
+    }
+    config = load_benchmark(write(tmp_path, raw))
+    space = config.space_for("resnet18")
+    assert space["hflip"].values == [0.0, 0.5] and space["unfreeze_after"].values == [0, 2]
+    assert set(config.space_for("mlp")) >= {"rotation", "mixup", "input_fit"}
+    assert config.resources.precision == "bf16" and config.resources.channels_last is True
+
+
+def test_set_flags_reach_any_key(tmp_path):
+    from bench.config import parse_assignments
+
+    overrides = parse_assignments(
+        [
+            "datasets.1.path=/elsewhere",
+            "datasets.0.image_size=16",
+            "search_space.hflip=[0.0, 0.5]",
+            "model_budgets.mlp.epochs=3",
+        ]
+    )
+    config = load_benchmark(write(tmp_path, GOOD), overrides)
+    assert config.datasets[1].path == "/elsewhere" and config.datasets[0].image_size == 16
+    assert config.space_for("mlp")["hflip"].values == [0.0, 0.5]
+    assert config.budget_for("mlp").epochs == 3
+    with pytest.raises(ConfigError, match="not an index of a 2-entry list; use 0 to 1"):
+        load_benchmark(write(tmp_path, GOOD), parse_assignments(["datasets.5.path=x"]))
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignments(["search.trials"])
+
+
+def test_overrides_by_dataset_and_by_pairing(tmp_path):
+    raw = {
+        **GOOD,
+        "overrides": {
+            "resnet18": {"lr": 0.5, "strategy": "full"},
+            "@imagefolder@flowers": {"weights": "imagenet", "hidden_dim": [32], "lr": 0.2},
+            "resnet18@imagefolder@flowers": {"lr": 0.1},
+        },
+    }
+    config = load_benchmark(write(tmp_path, raw))
+    on_digits = config.space_for("resnet18", "digits")
+    assert on_digits["lr"].value == 0.5 and "weights" not in on_digits
+    on_flowers = config.space_for("resnet18", "imagefolder@flowers")
+    assert on_flowers["lr"].value == 0.1 and on_flowers["weights"].value == "imagenet"
+    assert "hidden_dim" not in on_flowers  # the dataset's entry holds params resnets lack
+    assert config.space_for("mlp", "imagefolder@flowers")["hidden_dim"].values == [32]

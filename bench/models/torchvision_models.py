@@ -23,13 +23,19 @@ def imagenet_weights(arch: str):
 
 def preprocessing(
     arch: str, weights: str
-) -> tuple[int, tuple[float, ...], tuple[float, ...]] | None:
-    """(side, mean, std) the pretrained weights expect, or None when training from scratch.
-    A local state dict is taken to be ImageNet-trained, as torchvision's are."""
+) -> tuple[int, int, tuple[float, ...], tuple[float, ...]] | None:
+    """(resize side, crop side, mean, std) the pretrained weights expect, or None when
+    training from scratch. A local state dict is taken to be ImageNet-trained, as
+    torchvision's are."""
     if weights in (None, "none"):
         return None
     transforms = imagenet_weights(arch).transforms()
-    return int(transforms.crop_size[0]), tuple(transforms.mean), tuple(transforms.std)
+    return (
+        int(transforms.resize_size[0]),
+        int(transforms.crop_size[0]),
+        tuple(transforms.mean),
+        tuple(transforms.std),
+    )
 
 
 def build_torchvision(
@@ -40,6 +46,7 @@ def build_torchvision(
     head_hidden: int = 0,
     head_dropout: float = 0.0,
     backbone_lr_scale: float = 1.0,
+    unfreeze_after: int = 0,
 ) -> nn.Module:
     if strategy == "from_scratch":
         weights = "none"
@@ -52,6 +59,8 @@ def build_torchvision(
     # Names, not modules: a module attribute would register the head a second time.
     model.bench_head = _replace_head(model, num_classes, int(head_hidden), float(head_dropout))
     model.bench_backbone_lr_scale = float(backbone_lr_scale)
+    # Read by the training loop: a frozen backbone trains from epoch unfreeze_after + 1.
+    model.bench_unfreeze_after = int(unfreeze_after) if strategy == "head_only" else 0
     return model
 
 

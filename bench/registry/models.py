@@ -66,13 +66,15 @@ def _torchvision_builder(arch: str) -> Callable[..., Any]:
 
 
 # What every torchvision backbone takes: weights (none / imagenet / a state-dict path), the
-# fine-tuning strategy, an optional hidden head, and a learning-rate scale for the backbone.
+# fine-tuning strategy, an optional hidden head, a learning-rate scale for the backbone, and
+# the epoch after which a head_only backbone starts training too (0: never).
 TORCHVISION_HPARAMS = {
     "weights": "none",
     "strategy": "full",
     "head_hidden": 0,
     "head_dropout": 0.0,
     "backbone_lr_scale": 1.0,
+    "unfreeze_after": 0,
 }
 
 
@@ -83,7 +85,7 @@ register_model(
         family="mlp",
         channels=None,
         min_size=1,
-        hparams={"hidden_dim": 128, "depth": 2, "dropout": 0.1},
+        hparams={"hidden_dim": 128, "depth": 2, "dropout": 0.1, "shrink": 1.0},
         description="multilayer perceptron on flattened pixels (ReLU, dropout)",
     )
 )

@@ -6,6 +6,7 @@ training plugs in through `wrap_model` / `wrap_loader` (Ray Train's prepare_* fu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -21,6 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bench.train.augment import Augmenter
+from bench.train.settings import TrainSettings
+
 Identity = Callable[[Any], Any]
 
 
@@ -29,45 +33,100 @@ class DivergedError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    epochs: int
-    batch_size: int
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    label_smoothing: float = 0.0
-    nesterov: bool = False
-    schedule: str = "constant"  # constant, cosine, step, onecycle (stepped per batch)
-    warmup_epochs: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 disables
-    class_weight: str = "none"  # or "balanced"
-    patience: int = 0  # epochs without improvement before a fold stops; 0 disables
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class InputAdapter:
-    """Turns stored uint8 NCHW batches into what a model takes: scaled, normalized, channels
-    repeated for RGB backbones, resized up to the model's minimum side."""
+    """Turns stored uint8 NCHW batches into what a model takes: scaled to [0, 1], brought to
+    the model's side, (training batches only) augmented, normalized, and grayscale repeated
+    for RGB backbones."""
 
     channels: int
     size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # Pretrained weights' own preprocessing: resize to this side, then centre-crop `size`.
+    resize: int = 0
+    # "resize" stretches every image to `size`; "pad" centres smaller ones on a black canvas.
+    fit: str = "resize"
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, augment: Augmenter | None = None) -> torch.Tensor:
+        x = self.unit(images)
+        if augment is not None:
+            x = augment.images(x)
+        x = self.normalize(x)
+        return augment.erase(x) if augment is not None else x
+
+    def unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1] at the model's side, still in the data's own channels."""
         x = images.float().div_(255.0)
+        height, width = x.shape[-2:]
+        if self.fit == "pad" and height <= self.size and width <= self.size:
+            top, left = (self.size - height) // 2, (self.size - width) // 2
+            return F.pad(x, (left, self.size - width - left, top, self.size - height - top))
+        if self.resize:
+            x = _resize(x, self.resize)
+            top = (self.resize - self.size) // 2
+            return x[..., top : top + self.size, top : top + self.size]
+        return _resize(x, self.size)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.mean) == self.channels and x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)  # grayscale into RGB-normalized weights
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         x = (x - mean) / std
-        if x.shape[1] != self.channels:
-            x = x.expand(-1, self.channels, -1, -1)
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return x.expand(-1, self.channels, -1, -1) if x.shape[1] != self.channels else x
+
+
+def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    if x.shape[-2:] == (side, side):
         return x
+    shrinking = x.shape[-1] > side or x.shape[-2] > side
+    return F.interpolate(
+        x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrinking
+    )
+
+
+@dataclass
+class Acceleration:
+    """Mixed precision and memory format for one model on one device."""
+
+    device_type: str = "cpu"
+    dtype: torch.dtype | None = None  # autocast dtype; None: float32
+    channels_last: bool = False
+    scaler: torch.amp.GradScaler | None = None  # float16 only: bf16 needs no loss scaling
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+_PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def accelerate(model: nn.Module, settings: TrainSettings, device: torch.device) -> Acceleration:
+    """Resolve `auto`: on CUDA, bf16 autocast (fp16 with loss scaling where the GPU has no
+    bf16) and channels_last for convolutional models; on a CPU, plain float32. The model is
+    converted to channels_last in place when that is chosen."""
+    cuda = device.type == "cuda"
+    if settings.precision == "auto":
+        dtype = None
+        if cuda:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = _PRECISIONS[settings.precision]
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    channels_last = convolutional and (
+        settings.channels_last == "on" or (settings.channels_last == "auto" and cuda)
+    )
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    return Acceleration(device.type, dtype, channels_last, scaler)
 
 
 class IndexedImages(Dataset):
@@ -153,10 +212,13 @@ def make_loss(settings: TrainSettings, labels: np.ndarray, num_classes: int, dev
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Over the trainable parameters; a pretrained backbone may learn at a scaled rate."""
+    """Over the trainable parameters; a pretrained backbone may learn at a scaled rate. A
+    backbone that unfreezes later is in the optimizer from the start: without gradients its
+    parameters are skipped (not even weight decay touches them) until then."""
     head = getattr(unwrap(model), "bench_head", None)
     scale = getattr(unwrap(model), "bench_backbone_lr_scale", 1.0)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    later = getattr(unwrap(model), "bench_unfreeze_after", 0) > 0
+    trainable = [p for p in model.parameters() if p.requires_grad or later]
     if head is None or scale == 1.0:
         return _OPTIMIZERS[settings.optimizer](trainable, settings)
     head_ids = {id(p) for p in unwrap(model).get_submodule(head).parameters()}
@@ -172,6 +234,28 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def unfreeze_if_due(model: nn.Module, epoch: int, wrap_model: Identity) -> nn.Module:
+    """From epoch `bench_unfreeze_after + 1` on, a frozen backbone trains too. A DDP wrapper
+    registers only the parameters that needed gradients when it was built, so it is rebuilt."""
+    inner = unwrap(model)
+    after = getattr(inner, "bench_unfreeze_after", 0)
+    if not after or epoch <= after or all(p.requires_grad for p in inner.parameters()):
+        return model
+    for parameter in inner.parameters():
+        parameter.requires_grad_(True)
+    return wrap_model(inner) if inner is not model else model
+
+
+def _hold_frozen_norms(model: nn.Module) -> None:
+    """Batch norms whose parameters are frozen keep their running statistics too (feature
+    extraction uses the backbone exactly as it was pretrained)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            own = list(module.parameters(recurse=False))
+            if own and not any(p.requires_grad for p in own):
+                module.eval()
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -181,27 +265,52 @@ def train_one_epoch(
     device: torch.device,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     grad_clip: float = 0.0,
+    augment: Augmenter | None = None,
+    accel: Acceleration | None = None,
 ) -> tuple[float, int]:
-    """Mean training loss over the epoch, and the number of samples seen."""
+    """Mean training loss over the epoch, and the number of samples seen. Mixed batches
+    (mixup, cutmix) are scored against both label sets, weighted by their share."""
+    accel = accel or Acceleration(device.type)
     model.train()
+    _hold_frozen_norms(model)
     total, seen = 0.0, 0
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        inputs, partners, share = adapt(images, augment), labels, 1.0
+        if augment is not None:
+            inputs, partners, share = augment.mix(inputs, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(adapt(images)), labels)
+        with accel.autocast():
+            outputs = model(accel.inputs(inputs))
+            loss = loss_fn(outputs, labels)
+            if share < 1.0:
+                loss = share * loss + (1.0 - share) * loss_fn(outputs, partners)
         if not torch.isfinite(loss):
             raise DivergedError(
                 f"training diverged: loss is {loss.item()}; lower the learning rate or its range"
             )
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        _step(model, optimizer, loss, grad_clip, accel.scaler)
         if schedule is not None:
             schedule.step()
         total += loss.item() * len(labels)
         seen += len(labels)
     return total / max(seen, 1), seen
+
+
+def _step(model, optimizer, loss, grad_clip: float, scaler) -> None:
+    """Backward and update; with a float16 scaler, gradients are unscaled before clipping."""
+    if scaler is None:
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 @torch.no_grad()
@@ -212,13 +321,18 @@ def predict_proba(
     adapt: InputAdapter,
     device: torch.device,
     batch_size: int = 512,
+    accel: Acceleration | None = None,
 ) -> np.ndarray:
+    """Class probabilities of un-augmented images (validation and test data)."""
+    accel = accel or Acceleration(device.type)
     model.eval()
     data = IndexedImages(images, np.zeros(len(images), dtype=np.int64), index)
     chunks = []
     for start in range(0, len(data), batch_size):
         batch, _ = data.__getitems__(list(range(start, min(start + batch_size, len(data)))))
-        chunks.append(torch.softmax(model(adapt(batch.to(device))).float(), dim=1).cpu())
+        with accel.autocast():
+            logits = model(accel.inputs(adapt(batch.to(device))))
+        chunks.append(torch.softmax(logits.float(), dim=1).cpu())
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -253,8 +367,11 @@ class FoldOutcome:
 class _FoldRun:
     """One fold's model, optimizer and early-stopping state."""
 
-    def __init__(self, fold, model, loader, val_index, settings, wrap_model, loss_fn):
+    def __init__(self, fold, model, loader, val_index, settings, wrap_model, loss_fn, device):
         self.fold = fold
+        self.accel = accelerate(model, settings, device)
+        self.augment = augmenter(settings, settings.seed * 1000 + fold, device)
+        self.wrap_model = wrap_model
         self.model = wrap_model(model)
         self.optimizer = make_optimizer(self.model, settings)
         self.schedule = make_schedule(self.optimizer, settings, len(loader))
@@ -283,11 +400,13 @@ class _FoldRun:
 
     def state(self) -> dict[str, Any]:
         """A copy: training goes on after a snapshot."""
+        scaler = self.accel.scaler
         return copy.deepcopy(
             {
                 "model": unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else {},
                 "best_state": self.best_state,
                 "history": [dataclasses.astuple(h) for h in self.history],
                 **{name: getattr(self, name) for name in self._SCALARS},
@@ -298,6 +417,8 @@ class _FoldRun:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.accel.scaler is not None and state.get("scaler"):
+            self.accel.scaler.load_state_dict(state["scaler"])
         self.best_state = state["best_state"]
         self.history = [EpochRecord(*h) for h in state["history"]]
         for name in self._SCALARS:
@@ -335,7 +456,9 @@ def cross_validate(
         model = build_model().to(device)
         loss_fn = make_loss(settings, labels[train_index], num_classes, device)
         runs.append(
-            _FoldRun(k, model, wrap_loader(loader), val_index, settings, wrap_model, loss_fn)
+            _FoldRun(
+                k, model, wrap_loader(loader), val_index, settings, wrap_model, loss_fn, device
+            )
         )
 
     first = 1
@@ -355,11 +478,21 @@ def cross_validate(
     return [_finish(run, images, adapt, device) for run in runs]
 
 
+def augmenter(settings: TrainSettings, seed: int, device: torch.device) -> Augmenter | None:
+    """The fold's augmenter, or None when no augmentation is asked for. Each DDP rank draws
+    its own augmentations."""
+    if not settings.augment.active:
+        return None
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    return Augmenter(settings.augment, seed + 7919 * rank, device)
+
+
 def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
     started = time.perf_counter()
     sampler = getattr(run.loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)  # DistributedSampler reshuffles per epoch only when told
+    run.model = unfreeze_if_due(run.model, epoch, run.wrap_model)
     train_loss, seen = train_one_epoch(
         run.model,
         run.loader,
@@ -369,9 +502,11 @@ def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> N
         device,
         run.schedule,
         settings.grad_clip,
+        run.augment,
+        run.accel,
     )
     trained = time.perf_counter()
-    proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device)
+    proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device, accel=run.accel)
     val_labels = labels[run.val_index]
     val_score = score(val_labels, proba)
     run.train_seconds += trained - started
@@ -402,7 +537,7 @@ def _finish(run: _FoldRun, images, adapt, device) -> FoldOutcome:
     if run.best_state is not None:
         model.load_state_dict(run.best_state)
     started = time.perf_counter()
-    proba = predict_proba(model, images, run.val_index, adapt, device)
+    proba = predict_proba(model, images, run.val_index, adapt, device, accel=run.accel)
     run.eval_seconds += time.perf_counter() - started
     return FoldOutcome(
         fold=run.fold,
@@ -442,7 +577,10 @@ def fit_and_predict(
     early stopping), then predict the test images."""
     device = torch.device(device)
     torch.manual_seed(settings.seed * 1000 + 999)
-    model = wrap_model(build_model().to(device))
+    model = build_model().to(device)
+    accel = accelerate(model, settings, device)
+    augment = augmenter(settings, settings.seed * 1000 + 999, device)
+    model = wrap_model(model)
     optimizer = make_optimizer(model, settings)
     loss_fn = make_loss(settings, labels, int(labels.max()) + 1, device)
     loader = wrap_loader(
@@ -460,14 +598,25 @@ def fit_and_predict(
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+        model = unfreeze_if_due(model, epoch, wrap_model)
         loss, seen = train_one_epoch(
-            model, loader, optimizer, loss_fn, adapt, device, schedule, settings.grad_clip
+            model,
+            loader,
+            optimizer,
+            loss_fn,
+            adapt,
+            device,
+            schedule,
+            settings.grad_clip,
+            augment,
+            accel,
         )
         elapsed = time.perf_counter() - started
         seconds += elapsed
         samples += seen
         history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
-    proba = predict_proba(unwrap(model), test_images, np.arange(len(test_images)), adapt, device)
+    test_index = np.arange(len(test_images))
+    proba = predict_proba(unwrap(model), test_images, test_index, adapt, device, accel=accel)
     return RefitOutcome(
         proba,
         settings.epochs,

@@ -27,6 +27,7 @@ from bench.train.loop import (
     cross_validate,
     fit_and_predict,
 )
+from bench.train.settings import AUGMENT_DEFAULTS, AugmentSettings
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class PairingContext:
     trials: int = 1
     workers: int = 1
     checkpoint_every: int = 0  # epochs between trial checkpoints; 0: none
+    precision: str = "auto"  # see ResourcesConfig
+    channels_last: str = "auto"  # auto, on, off
 
     @property
     def pairing(self) -> str:
@@ -71,13 +74,17 @@ def train_settings(
     ctx: PairingContext, params: Mapping[str, Any], epochs: int | None = None
 ) -> TrainSettings:
     training, _ = split_params(ctx.model, params)
-    merged = {**TRAINING_PARAMS, **training}
+    merged = {k: _typed(TRAINING_PARAMS[k], v) for k, v in {**TRAINING_PARAMS, **training}.items()}
+    merged.pop("input_fit")  # the InputAdapter's business
     return TrainSettings(
         epochs=epochs or ctx.epochs,
         batch_size=int(merged.pop("batch_size") or ctx.batch_size),
         patience=ctx.patience,
         seed=ctx.seed,
-        **{k: _typed(TRAINING_PARAMS[k], v) for k, v in merged.items()},
+        augment=AugmentSettings(**{k: merged.pop(k) for k in AUGMENT_DEFAULTS}),
+        precision=ctx.precision,
+        channels_last=ctx.channels_last,
+        **merged,
     )
 
 
@@ -114,16 +121,18 @@ def input_shape(model: str, data: ImageData, params: Mapping[str, Any]) -> tuple
         int(data.train_x.shape[1]), int(data.train_x.shape[2])
     )
     pretrained = _pretrained(model, params)
-    return (channels, pretrained[0]) if pretrained else (channels, side)
+    return (channels, pretrained[1]) if pretrained else (channels, side)
 
 
 def input_adapter(model: str, data: ImageData, params: Mapping[str, Any]) -> InputAdapter:
-    """The dataset's own normalization, or the pretrained weights' resize and mean/std."""
+    """The dataset's own normalization, or the pretrained weights' resize, crop and mean/std."""
     channels, side = input_shape(model, data, params)
+    fit = str(params.get("input_fit", TRAINING_PARAMS["input_fit"]))
     pretrained = _pretrained(model, params)
     if pretrained:
-        return InputAdapter(channels, side, pretrained[1], pretrained[2])
-    return InputAdapter(channels, side, data.mean, data.std)
+        resize, _, mean, std = pretrained
+        return InputAdapter(channels, side, mean, std, resize=resize, fit=fit)
+    return InputAdapter(channels, side, data.mean, data.std, fit=fit)
 
 
 def search_score(metric: str, num_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -1,7 +1,6 @@
 """The loaders on files the tests write in each dataset's own on-disk format."""
 
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -9,30 +8,13 @@ from PIL import Image
 
 from bench.config import DatasetConfig
 from bench.data.loaders import load_cifar10, load_digits, load_imagefolder, load_mnist
+from bench.data.writers import write_cifar10, write_image_tree, write_mnist
 from bench.errors import DataError
-
-
-def write_idx_images(path, images):
-    with open(path, "wb") as fh:
-        fh.write(struct.pack(">IIII", 0x0803, len(images), 28, 28))
-        fh.write(images.astype(np.uint8).tobytes())
-
-
-def write_idx_labels(path, labels):
-    with open(path, "wb") as fh:
-        fh.write(struct.pack(">II", 0x0801, len(labels)))
-        fh.write(labels.astype(np.uint8).tobytes())
 
 
 @pytest.fixture
 def mnist_root(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 30), ("t10k", 10)):
-        write_idx_images(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        write_idx_labels(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
-    return tmp_path
+    return write_mnist(tmp_path, train=30, test=10)
 
 
 def test_mnist_reads_idx_files(mnist_root):
@@ -56,41 +38,8 @@ def test_mnist_missing_files_say_what_to_put_where(tmp_path):
     assert str(tmp_path / "MNIST" / "raw") in message and "train-images-idx3-ubyte" in message
 
 
-def write_cifar(root, per_batch=6, test=4):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-
-    def batch(n, offset):
-        return {
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            b"labels": [(offset + i) % 10 for i in range(n)],
-        }
-
-    for i in range(1, 6):
-        with open(folder / f"data_batch_{i}", "wb") as fh:
-            pickle.dump(batch(per_batch, i), fh)
-    with open(folder / "test_batch", "wb") as fh:
-        pickle.dump(batch(test, 0), fh)
-    names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": names, b"num_vis": 3072}, fh)
-    return folder
-
-
 def test_cifar10_reads_python_batches(tmp_path):
-    folder = write_cifar(tmp_path)
+    folder = write_cifar10(tmp_path)
     loaded = load_cifar10(DatasetConfig(name="cifar10", root=str(tmp_path)))
     assert loaded.x.shape == (30, 3, 32, 32) and loaded.test_x.shape == (4, 3, 32, 32)
     assert loaded.classes[0] == "airplane" and len(loaded.classes) == 10
@@ -102,7 +51,7 @@ def test_cifar10_reads_python_batches(tmp_path):
 
 
 def test_cifar10_refuses_pickles_that_are_not_plain_data(tmp_path):
-    folder = write_cifar(tmp_path)
+    folder = write_cifar10(tmp_path)
 
     class Evil:
         def __reduce__(self):
@@ -119,17 +68,8 @@ def test_cifar10_missing_files_are_named(tmp_path):
         load_cifar10(DatasetConfig(name="cifar10", root=str(tmp_path)))
 
 
-def write_tree(root, classes=("cat", "dog"), per_class=4, size=10):
-    rng = np.random.default_rng(2)
-    for name in classes:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-
-
 def test_imagefolder_single_tree(tmp_path):
-    write_tree(tmp_path / "pets")
+    write_image_tree(tmp_path / "pets")
     loaded = load_imagefolder(
         DatasetConfig(name="imagefolder", path=str(tmp_path / "pets"), image_size=10)
     )
@@ -140,8 +80,8 @@ def test_imagefolder_single_tree(tmp_path):
 
 
 def test_imagefolder_train_test_and_grayscale(tmp_path):
-    write_tree(tmp_path / "t" / "train")
-    write_tree(tmp_path / "t" / "test", per_class=2)
+    write_image_tree(tmp_path / "t" / "train")
+    write_image_tree(tmp_path / "t" / "test", per_class=2)
     loaded = load_imagefolder(
         DatasetConfig(name="imagefolder", path=str(tmp_path / "t"), image_size=6, channels=1)
     )
@@ -164,14 +104,14 @@ def test_imagefolder_train_test_and_grayscale(tmp_path):
     ids=["corrupt", "non-image", "empty-class"],
 )
 def test_imagefolder_bad_files_are_named(tmp_path, damage, expected):
-    write_tree(tmp_path / "pets")
+    write_image_tree(tmp_path / "pets")
     damage(tmp_path / "pets")
     with pytest.raises(DataError, match=expected):
         load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets")))
 
 
 def test_imagefolder_names_every_bad_file_and_the_skip_option(tmp_path):
-    write_tree(tmp_path / "pets")
+    write_image_tree(tmp_path / "pets")
     (tmp_path / "pets" / "cat" / "bad.png").write_bytes(b"not a png")
     (tmp_path / "pets" / "dog" / "notes.txt").write_text("hi")
     with pytest.raises(
@@ -202,7 +142,7 @@ def test_imagefolder_from_a_uri_is_cached_once(tmp_path, monkeypatch):
     from bench.data import remote
 
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
-    write_tree(tmp_path / "pets")
+    write_image_tree(tmp_path / "pets")
     uri = (tmp_path / "pets").as_uri()  # file://...: the same pyarrow path as s3:// or gs://
     options = DatasetConfig(name="imagefolder", path=uri, image_size=10)
     first = load_imagefolder(options)

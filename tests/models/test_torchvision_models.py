@@ -43,6 +43,34 @@ def test_head_only_keeps_the_backbone_bit_identical():
             assert not parameter.requires_grad and torch.equal(parameter, before[name]), name
 
 
+def test_backbone_unfreezes_after_n_epochs_and_frozen_norms_hold_still():
+    from bench.train.loop import unfreeze_if_due
+
+    torch.manual_seed(0)
+    model = build_torchvision("resnet18", 3, strategy="head_only", unfreeze_after=1)
+    settings = TrainSettings(epochs=2, batch_size=4, lr=0.1, optimizer="sgd")
+    optimizer = make_optimizer(model, settings)
+    # the backbone is in the optimizer from the start, at the backbone's rate
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loader = [
+        (torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.tensor([0, 1, 2, 0]))
+    ]
+    adapt = InputAdapter(3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    loss_fn, cpu = torch.nn.CrossEntropyLoss(), torch.device("cpu")
+    for epoch in (1, 2):
+        model = unfreeze_if_due(model, epoch, lambda m: m)
+        train_one_epoch(model, loader, optimizer, loss_fn, adapt, cpu)
+        state = model.state_dict()
+        if epoch == 1:  # frozen: weights and batch-norm statistics bit-identical
+            backbone = [k for k in state if not k.startswith("fc.")]
+            assert all(torch.equal(state[k], before[k]) for k in backbone)
+            assert not torch.equal(state["fc.weight"], before["fc.weight"])
+    assert all(p.requires_grad for p in model.parameters())
+    assert not torch.equal(model.conv1.weight, before["conv1.weight"])
+    assert not torch.equal(model.bn1.running_mean, before["bn1.running_mean"])
+
+
 def test_full_fine_tuning_changes_everything():
     torch.manual_seed(0)
     model = build_torchvision("resnet18", 3, strategy="full")
@@ -114,6 +142,7 @@ def test_pretrained_weights_bring_their_preprocessing():
     assert scratch.size == 32 and scratch.mean == data.mean
     transforms = imagenet_weights("resnet18").transforms()
     assert pretrained.size == transforms.crop_size[0] == 224
+    assert pretrained.resize == transforms.resize_size[0] == 256
     assert pretrained.mean == tuple(transforms.mean)
     out = pretrained(torch.from_numpy(np.ascontiguousarray(data.train_x[:2])))
     assert out.shape == (2, 3, 224, 224)

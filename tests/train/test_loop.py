@@ -139,6 +139,60 @@ def test_input_adapter_repeats_channels_and_resizes():
     assert torch.allclose(out, torch.ones_like(out))
 
 
+def test_input_adapter_pads_or_resizes_then_crops():
+    white = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
+    padded = InputAdapter(1, 8, (0.0,), (1.0,), fit="pad")(white)
+    assert padded.shape == (1, 1, 8, 8)
+    assert padded[0, 0, 2:6, 2:6].eq(1).all() and padded.sum() == 16  # centred, black border
+    # Pretrained preprocessing: resize to 10, centre-crop 8 (torchvision's Resize+CenterCrop).
+    ramp = torch.arange(4, dtype=torch.uint8).repeat(1, 1, 4, 1) * 60
+    cropped = InputAdapter(1, 8, (0.0,), (1.0,), resize=10)(ramp)
+    resized = torch.nn.functional.interpolate(
+        ramp.float() / 255, size=(10, 10), mode="bilinear", align_corners=False
+    )
+    assert torch.allclose(cropped, resized[..., 1:9, 1:9])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_train_on_cpu(precision):
+    # On CUDA these are the defaults; CPU autocast runs the same code path.
+    from bench.models.small import SimpleCNN
+    from bench.train.loop import accelerate
+
+    torch.manual_seed(0)
+    model = SimpleCNN(1, 8, 10, width=8, hidden_dim=16, dropout=0.0)
+    settings = TrainSettings(
+        epochs=1, batch_size=16, lr=1e-2, precision=precision, channels_last="on", grad_clip=1.0
+    )
+    accel = accelerate(model, settings, torch.device("cpu"))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert (accel.scaler is not None) == (precision == "fp16")
+    dtypes = []
+    model[0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    before = model[0].weight.detach().clone()
+    loader = [(torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8), torch.arange(16) % 10)]
+    loss, _ = train_one_epoch(
+        model,
+        loader,
+        make_optimizer(model, settings),
+        torch.nn.CrossEntropyLoss(),
+        ADAPT,
+        torch.device("cpu"),
+        grad_clip=1.0,
+        accel=accel,
+    )
+    assert np.isfinite(loss) and not torch.equal(model[0].weight, before)
+    assert dtypes == [torch.bfloat16 if precision == "bf16" else torch.float16]
+    assert model[0].weight.dtype == torch.float32  # master weights stay float32
+
+
+def test_auto_precision_is_float32_on_cpu():
+    from bench.train.loop import accelerate
+
+    accel = accelerate(build(), TrainSettings(epochs=1, batch_size=1), torch.device("cpu"))
+    assert accel.dtype is None and not accel.channels_last and accel.scaler is None
+
+
 def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
