@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             sub.add_argument("--out", help="output folder (default: <first path>/report)")
 
+    perf = commands.add_parser(
+        "perf", help="measure bench's overhead against plain PyTorch on this machine"
+    )
+    perf.add_argument("--quick", action="store_true", help="every section, smaller (minutes)")
+    perf.add_argument("--output", default="results/perf", help="folder for perf-*.parquet")
+    perf.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    perf.add_argument(
+        "--naive-fits",
+        type=int,
+        help="trainings replayed as one TorchTrainer each, then scaled (0: all; "
+        "default 6, --quick 2)",
+    )
+
     commands.add_parser("models", help="list the registered models")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -271,8 +284,16 @@ def _list_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _perf(args: argparse.Namespace) -> int:
+    from bench.perf.run import run_perf
+
+    run_perf(quick=args.quick, output=args.output, address=args.address, naive_fits=args.naive_fits)
+    return 0
+
+
 COMMANDS = {
     "run": _run,
+    "perf": _perf,
     "submit": _submit,
     "jobs": _jobs,
     "report": _report,

@@ -17,6 +17,7 @@ from bench.config import BenchmarkConfig, to_yaml
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.metrics import get_metric
+from bench.registry import MODELS
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
@@ -163,11 +164,13 @@ def run_benchmark(
         )
     datasets = _load_datasets(config, store, echo)
     jobs = [
-        _job(config, store, model, dataset.key, datasets[dataset.key])
+        pairing_job(config, store, model, dataset.key, datasets[dataset.key])
         for model, dataset in config.pairings()
     ]
     done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
-    todo = [job for job in jobs if job.part_name not in done]
+    todo = sorted(
+        (job for job in jobs if job.part_name not in done), key=_expected_cost, reverse=True
+    )
     if resume is not None:
         echo(f"  {len(jobs) - len(todo)} of {len(jobs)} pairings already finished")
     metric = config.search.metric
@@ -254,16 +257,33 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
     return RunStore(run_location(output, benchmark, runs[-1]))
 
 
+def _expected_cost(job: PairingJob) -> float:
+    """A rough order of a pairing's work. Pairings start longest first: trials are placed
+    first come, so the longest search (and its refit) starts at once and the short ones fill
+    the gaps, instead of the long one running alone at the end."""
+    heavy = MODELS.get(job.ctx.model).family not in ("mlp", "cnn")  # torchvision backbones
+    return (100.0 if heavy else 1.0) * job.ctx.trials * job.ctx.epochs
+
+
 def _on_off_auto(value: bool | str) -> str:
     return value if isinstance(value, str) else ("on" if value else "off")
 
 
-def _job(
+def pairing_job(
     config: BenchmarkConfig, store: RunStore, model: str, dataset: str, data: Any
 ) -> PairingJob:
+    """What the searches, trials and refit of one pairing need."""
+    ctx = pairing_context(config, store.run_id, model, dataset)
+    return PairingJob(ctx, data, config.resources, store.uri)
+
+
+def pairing_context(
+    config: BenchmarkConfig, run_id: str, model: str, dataset: str
+) -> PairingContext:
+    """A pairing's settings besides its hyperparameters (the model's own budget applied)."""
     budget = config.budget_for(model)
-    ctx = PairingContext(
-        run_id=store.run_id,
+    return PairingContext(
+        run_id=run_id,
         benchmark=config.name,
         model=model,
         dataset=dataset,
@@ -278,7 +298,6 @@ def _job(
         precision=config.resources.precision,
         channels_last=_on_off_auto(config.resources.channels_last),
     )
-    return PairingJob(ctx, data, config.resources, store.uri)
 
 
 def _follow(pending: list[Any], progress: Any, metric: str, echo: Print) -> None:

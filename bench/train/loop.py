@@ -129,16 +129,36 @@ def accelerate(model: nn.Module, settings: TrainSettings, device: torch.device) 
     return Acceleration(device.type, dtype, channels_last, scaler)
 
 
-class IndexedImages(Dataset):
-    """A view of in-memory arrays through an index, fetched a whole batch at a time."""
+# Datasets up to this size are copied to the GPU once per trial (uint8): batches are then
+# sliced on the device, with no host-to-device copy per step.
+GPU_RESIDENT_BYTES = 2 * 1024**3
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, index: np.ndarray):
-        with warnings.catch_warnings():
-            # Arrays from Ray's object store are read-only; we never write to them.
-            warnings.simplefilter("ignore", UserWarning)
-            self.images = torch.from_numpy(images)
-            self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+
+def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array
+    with warnings.catch_warnings():
+        # Arrays from Ray's object store are read-only; we never write to them.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def resident(images: np.ndarray, device: torch.device) -> np.ndarray | torch.Tensor:
+    """The images on `device` when it is a GPU and they fit the budget; else as they are."""
+    if device.type == "cuda" and images.nbytes <= GPU_RESIDENT_BYTES:
+        return as_tensor(images).to(device)
+    return images
+
+
+class IndexedImages(Dataset):
+    """A view of in-memory images (a host array, or a tensor already on the GPU) through an
+    index, fetched a whole batch at a time."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray, index: np.ndarray):
+        self.images = as_tensor(images)
+        device = self.images.device
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(device)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -148,7 +168,7 @@ class IndexedImages(Dataset):
         return self.images[j], self.labels[j]
 
     def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.index[positions]
+        rows = self.index[torch.as_tensor(positions, device=self.index.device)]
         return self.images[rows], self.labels[rows]
 
 
@@ -447,6 +467,7 @@ def cross_validate(
     its validation probabilities are predicted with those weights."""
     device = torch.device(device)
     num_classes = int(labels.max()) + 1
+    images = resident(images, device)  # once for all folds
     runs = []
     for k, (train_index, val_index) in enumerate(folds):
         torch.manual_seed(settings.seed * 1000 + k)
@@ -576,6 +597,7 @@ def fit_and_predict(
     """Train on all of `images` for exactly settings.epochs (no peeking at the test split for
     early stopping), then predict the test images."""
     device = torch.device(device)
+    images, test_images = resident(images, device), resident(test_images, device)
     torch.manual_seed(settings.seed * 1000 + 999)
     model = build_model().to(device)
     accel = accelerate(model, settings, device)

@@ -55,6 +55,7 @@ class SearchPlan:
     space: SearchSpace
     search: SearchConfig
     max_concurrent_trials: int
+    callbacks: tuple[Any, ...] = ()  # extra Tune callbacks (bench perf times trials with one)
 
 
 @dataclass
@@ -197,13 +198,16 @@ def run_search(
             max_concurrent_trials=plan.max_concurrent_trials or None,
             trial_name_creator=namer,
             trial_dirname_creator=namer,
+            # A fresh actor per trial costs a process start and the torch import (2-3 s on a
+            # small machine, 50x an MLP trial's training); reused actors pay it once per slot.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             # A resumed search is a new experiment beside the interrupted one.
             name=f"{job.part_name}-from-{namer.offset}" if prior else job.part_name,
             storage_path=store.url("tune"),
             verbose=0,
-            callbacks=[ProgressCallback(progress, job.ctx.pairing)],
+            callbacks=[ProgressCallback(progress, job.ctx.pairing), *plan.callbacks],
             failure_config=tune.FailureConfig(max_failures=plan.search.retries),
         ),
     )
@@ -281,14 +285,31 @@ def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, in
             in_tune=False,
         )
         return outcome, _count_parameters(job, params)
+    threads = refit_threads(r.cpus_per_worker, r.gpus_per_worker)
     task = ray.remote(_refit_here).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
-    return ray.get(task.remote(job, params, epochs))
+    return ray.get(task.remote(job, params, epochs, threads))
 
 
-def _refit_here(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, int]:
+def refit_threads(cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """Torch threads for a CPU refit: its own CPUs plus those idle when it starts. The refit
+    of the longest pairing often runs last and alone, and torch uses every thread it is
+    given; reserving the idle CPUs instead would hold back trials still waiting for them."""
+    own = max(1, int(cpus_per_worker))
+    if gpus_per_worker:
+        return own
+    idle = int(ray.available_resources().get("CPU", 0))
+    largest = max(
+        (node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0
+    )
+    return max(own, min(own + idle, int(largest)))
+
+
+def _refit_here(
+    job: PairingJob, params: dict[str, Any], epochs: int, threads: int
+) -> tuple[Any, int]:
     import torch
 
-    torch.set_num_threads(max(1, int(job.resources.cpus_per_worker)))
+    torch.set_num_threads(threads)
     data = ray.get(job.data)
     outcome = refit_pairing(job.ctx, data, params, epochs, device_for(job.resources))
     parameters = count_parameters(outcome.model)

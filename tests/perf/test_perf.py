@@ -1,0 +1,62 @@
+"""`bench perf --quick` runs every section and writes its table (figures exist and are
+positive; no timing is asserted: the machines are shared and noisy)."""
+
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from bench.perf.figures import Figure, format_table
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def quick_perf(ray_session, tmp_path_factory):
+    from bench.perf.run import run_perf
+
+    out = tmp_path_factory.mktemp("perf")
+    lines = []
+    figures, path = run_perf(quick=True, output=str(out), echo=lines.append)
+    return figures, path, "\n".join(lines)
+
+
+def test_every_section_reports_positive_figures(quick_perf):
+    figures, _, _ = quick_perf
+    by_name = {(f.section[:2], f.name): f.value for f in figures}
+    expected = [
+        ("1.", "median"),
+        ("1.", "max"),
+        ("2.", "bench"),
+        ("2.", "plain PyTorch, sequential"),
+        ("2.", "naive TorchTrainer per fit"),
+        ("2.", "bench / plain"),
+        ("2.", "naive / bench"),
+        ("3.", "bench, first trial"),
+        ("3.", "plain ImageFolder + DataLoader"),
+        ("3.", "bench / plain"),
+        ("4.", "8 trials"),
+        ("4.", "16 trials"),
+        ("4.", "32 trials"),
+    ]
+    for key in expected:
+        assert key in by_name, key
+        assert math.isfinite(by_name[key]) and by_name[key] > 0, key
+    # every overhead is a difference of two timings of the same trials: never above the wall
+    assert by_name[("1.", "median")] <= by_name[("1.", "max")]
+
+
+def test_the_table_is_printed_and_saved(quick_perf):
+    figures, path, printed = quick_perf
+    table = pq.read_table(path).to_pylist()
+    assert len(table) == len(figures)
+    assert {row["mode"] for row in table} == {"quick"}
+    assert "per-trial overhead" in printed and "sweep ratio" in printed
+    assert "input pipeline" in printed and "GPU" in printed
+
+
+def test_format_table_groups_by_section():
+    text = format_table(
+        [Figure("a", "x", 1.5, "s"), Figure("a", "y", 2000.0, "img/s"), Figure("b", "z", 0.5, "x")]
+    )
+    assert text.splitlines()[0] == "a" and "2,000" in text and text.count("\n") == 4
