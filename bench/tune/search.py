@@ -200,7 +200,9 @@ def run_search(
             trial_dirname_creator=namer,
             # A fresh actor per trial costs a process start and the torch import (2-3 s on a
             # small machine, 50x an MLP trial's training); reused actors pay it once per slot.
-            reuse_actors=True,
+            # Not with checkpoints: a resumed run's cut-off trial then lost its restart
+            # checkpoint (tests/test_resume.py), and checkpointed trials are long anyway.
+            reuse_actors=job.ctx.checkpoint_every == 0,
         ),
         run_config=tune.RunConfig(
             # A resumed search is a new experiment beside the interrupted one.

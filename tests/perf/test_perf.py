@@ -59,4 +59,5 @@ def test_format_table_groups_by_section():
     text = format_table(
         [Figure("a", "x", 1.5, "s"), Figure("a", "y", 2000.0, "img/s"), Figure("b", "z", 0.5, "x")]
     )
-    assert text.splitlines()[0] == "a" and "2,000" in text and text.count("\n") == 4
+    # two sections: a blank line between them
+    assert text.splitlines()[0] == "a" and "2,000" in text and text.count("\n") == 5
