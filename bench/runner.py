@@ -29,19 +29,35 @@ from bench.tune.trial import PairingJob
 Print = Callable[[str], None]
 
 
-def connect(address: str | None = None) -> None:
+def connect(address: str | None = None) -> bool:
     """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
-    this machine), or start a fresh local instance whose dashboard listens on loopback only."""
+    this machine), or start a fresh local instance whose dashboard listens on loopback only.
+    True when it started that local instance (no autoscaler will ever add nodes to it)."""
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS")
     # Worker output (Tune's and Ray's shutdown chatter) stays in Ray's session logs; the
     # console shows bench's progress, and failures are recorded in trials.parquet.
     common = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         ray.init(address=address, **common)
-    else:
-        ray.init(address="local", dashboard_host="127.0.0.1", **common)
+        return False
+    ray.init(address="local", dashboard_host="127.0.0.1", **common)
+    return True
+
+
+def check_gpu_request(config: BenchmarkConfig, cluster_gpus: float, local: bool) -> str | None:
+    """A pairing asking for GPUs on a cluster without any would wait forever. On a local
+    instance bench started that is an error; a cluster may still gain GPU nodes from its
+    autoscaler, so there it is a warning (returned, for the console)."""
+    wanted = config.resources.gpus_per_worker
+    if not wanted or cluster_gpus > 0:
+        return None
+    problem = f"resources.gpus_per_worker is {wanted:g} but the Ray cluster has no GPU"
+    fix = "--set resources.gpus_per_worker=0 (or gpus_per_worker: 0 in the definition)"
+    if local:
+        raise BenchError(f"{problem}; run on CPUs with {fix}")
+    return f"warning: {problem}: trials wait until a GPU node joins; on CPUs use {fix}"
 
 
 @ray.remote(num_cpus=0)
@@ -152,11 +168,14 @@ def run_benchmark(
     """Run (or, given `resume`, continue) a benchmark. `source` is the definition's path, for
     the resume command printed if the run is interrupted."""
     started = time.perf_counter()
+    local = connect(address)
+    warning = check_gpu_request(config, ray.cluster_resources().get("GPU", 0), local)
     store = resume or RunStore.create(config.output, config.name)
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))
     echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
-    connect(address)
+    if warning:
+        echo(f"  {warning}")
     if resume is None:
         store.write_json(
             "environment.json",

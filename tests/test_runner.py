@@ -140,3 +140,37 @@ def test_failing_trials_are_recorded_and_the_pairing_marked_failed(
     board = run.leaderboard[0]
     assert board["status"] == "failed" and "training diverged" in board["error"]
     assert board["rank"] is None
+
+
+def test_a_gpu_request_on_a_cluster_without_gpus_is_named(tmp_path, tiny_benchmark):
+    from bench.errors import BenchError
+    from bench.runner import check_gpu_request
+
+    wants_gpu = validate_benchmark(
+        tiny_benchmark(tmp_path, resources={"gpus_per_worker": 1}), source="t.yaml"
+    )
+    # a local instance bench started never gains a GPU: one line with the fix
+    with pytest.raises(BenchError, match=r"no GPU; run on CPUs with --set resources\.gpus"):
+        check_gpu_request(wants_gpu, cluster_gpus=0, local=True)
+    # a cluster's autoscaler may still add GPU nodes: a warning, the run goes on
+    warning = check_gpu_request(wants_gpu, cluster_gpus=0, local=False)
+    assert warning.startswith("warning:") and "gpus_per_worker=0" in warning
+    assert check_gpu_request(wants_gpu, cluster_gpus=1, local=False) is None
+    cpu_only = validate_benchmark(tiny_benchmark(tmp_path), source="t.yaml")
+    assert check_gpu_request(cpu_only, cluster_gpus=0, local=True) is None
+
+
+def test_run_refuses_a_gpu_request_before_writing_anything(
+    ray_session, tmp_path, tiny_benchmark, monkeypatch
+):
+    import bench.runner
+    from bench.errors import BenchError
+
+    # as if `bench run` had started this (GPU-less) local instance itself
+    monkeypatch.setattr(bench.runner, "connect", lambda address=None: True)
+    config = validate_benchmark(
+        tiny_benchmark(tmp_path, resources={"gpus_per_worker": 0.5}), source="t.yaml"
+    )
+    with pytest.raises(BenchError, match="has no GPU"):
+        bench.runner.run_benchmark(config, echo=lambda line: None)
+    assert not (tmp_path / "results").exists()

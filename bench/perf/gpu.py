@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import ray
@@ -42,21 +43,24 @@ def synthetic_cifar(n: int, seed: int = 0):
     )
 
 
-class UtilizationSampler:
-    """nvidia-smi's utilization.gpu every 200 ms while in use."""
+NVIDIA_SMI = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
 
-    def __init__(self) -> None:
+
+class UtilizationSampler:
+    """GPU utilization (percent, first GPU) every 200 ms while in use, read by `command`."""
+
+    def __init__(self, command: list[str] = NVIDIA_SMI) -> None:
+        self.command = command
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            done = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-            )
+            try:
+                done = subprocess.run(self.command, capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                return  # no nvidia-smi (or it hangs): the figure reads nan, the run goes on
             if done.returncode == 0 and done.stdout.strip():
                 self.samples.append(float(done.stdout.split()[0]))
             time.sleep(0.2)
@@ -77,11 +81,18 @@ class UtilizationSampler:
         return statistics.fmean(steady) if steady else math.nan
 
 
-def plain_images_per_second(data, epochs: int, precision: torch.dtype) -> float:
-    """The plain loop: data resident on the GPU, channels_last, autocast, same batch size."""
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_images_per_second(
+    data, epochs: int, precision: torch.dtype | None, device: torch.device
+) -> float:
+    """The plain loop: data resident on the device, channels_last, autocast at `precision`
+    (None: float32), the same batch size as bench's trials."""
     from bench.registry.models import create_model
 
-    device = torch.device("cuda")
     model = create_model("resnet18", 10, 3, 32).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.from_numpy(data.train_x).to(device)
@@ -90,7 +101,7 @@ def plain_images_per_second(data, epochs: int, precision: torch.dtype) -> float:
     std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
     seen, elapsed = 0, 0.0
     for epoch in range(epochs + 1):  # epoch 0 warms up cuDNN and the allocator
-        torch.cuda.synchronize()
+        _synchronize(device)
         started = time.perf_counter()
         order = torch.randperm(len(y), device=device)
         for i in range(0, len(y), BATCH):
@@ -98,12 +109,12 @@ def plain_images_per_second(data, epochs: int, precision: torch.dtype) -> float:
             inputs = ((x[rows].float() / 255 - mean) / std).contiguous(
                 memory_format=torch.channels_last
             )
-            with torch.autocast("cuda", dtype=precision):
+            with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
                 loss = torch.nn.functional.cross_entropy(model(inputs), y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        torch.cuda.synchronize()
+        _synchronize(device)
         if epoch:
             elapsed += time.perf_counter() - started
             seen += len(y)
@@ -132,21 +143,38 @@ def bench_sweep(data_ref, trials: int, gpus: float, epochs: int, workdir: str):
     return run_sweep(config, data_ref, model="resnet18", dataset="cifar10")
 
 
+@dataclass(frozen=True)
+class GpuPlan:
+    images: int
+    epochs: int
+    shared_trials: int = 4  # trials sharing the device, each given 1 / shared_trials of it
+
+
 def measure(quick: bool, workdir: str, echo) -> list[Figure]:
     if not torch.cuda.is_available():
         return [Figure(SECTION, "skipped", math.nan, "", "no CUDA device on this machine")]
-    name = torch.cuda.get_device_name(0)
     precision = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    data = synthetic_cifar(10_000 if quick else 50_000)
-    epochs = 1 if quick else 3
+    plan = GpuPlan(images=10_000 if quick else 50_000, epochs=1 if quick else 3)
+    return compare(plan, torch.device("cuda"), precision, workdir, echo)
+
+
+def compare(
+    plan: GpuPlan, device: torch.device, precision: torch.dtype | None, workdir: str, echo
+) -> list[Figure]:
+    """The section's figures on `device` (bench's trials ask for GPUs only on CUDA; on a CPU
+    the same code runs, as the suite's smoke test does, with one CPU per trial)."""
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else "CPU"
+    data = synthetic_cifar(plan.images)
     echo(f"  plain PyTorch loop on {name} ...")
-    plain = plain_images_per_second(data, epochs, precision)
+    plain = plain_images_per_second(data, plan.epochs, precision, device)
     data_ref = ray.put(data)
     echo("  one bench trial holding the GPU ...")
     with UtilizationSampler() as utilization:
-        one = bench_sweep(data_ref, 1, 1.0, epochs, workdir)
-    echo("  four bench trials sharing the GPU (0.25 each) ...")
-    four = bench_sweep(data_ref, 4, 0.25, epochs, workdir)
+        one = bench_sweep(data_ref, 1, 1.0 if cuda else 0.0, plan.epochs, workdir)
+    shared = plan.shared_trials
+    echo(f"  {shared} bench trials sharing the GPU ({1 / shared:.2f} each) ...")
+    many = bench_sweep(data_ref, shared, 1 / shared if cuda else 0.0, plan.epochs, workdir)
     bench_rate = statistics.median(one.samples_per_second)
     return [
         Figure(SECTION, "plain loop", plain, "img/s", f"{name}, batch {BATCH}, {precision}"),
@@ -160,6 +188,14 @@ def measure(quick: bool, workdir: str, echo) -> list[Figure]:
             "nvidia-smi during one trial; target >= 80",
         ),
         Figure(SECTION, "1 trial, whole GPU", one.throughput, "img/s", "samples / sweep wall"),
-        Figure(SECTION, "4 trials x 0.25 GPU", four.throughput, "img/s", "samples / sweep wall"),
-        Figure(SECTION, "sharing gain", four.throughput / one.throughput, "x", "4 vs 1 trial"),
+        Figure(
+            SECTION,
+            f"{shared} trials x {1 / shared:.2f} GPU",
+            many.throughput,
+            "img/s",
+            "samples / sweep wall",
+        ),
+        Figure(
+            SECTION, "sharing gain", many.throughput / one.throughput, "x", f"{shared} vs 1 trial"
+        ),
     ]

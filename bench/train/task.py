@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from bench.config import TRAINING_PARAMS
+from bench.config import TRAINING_PARAMS, ResourcesConfig
 from bench.data.images import ImageData
 from bench.metrics import METRIC_NAMES, compute_metrics, get_metric, higher_is_better
 from bench.registry.models import MODELS, create_model
@@ -60,6 +61,13 @@ class PairingContext:
             "dataset": self.dataset,
             "model": self.model,
         }
+
+
+def device_for(resources: ResourcesConfig) -> torch.device:
+    """CUDA where the pairing asked for GPUs and this process was given one, else the CPU."""
+    if resources.gpus_per_worker > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 def split_params(model: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

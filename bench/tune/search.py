@@ -22,9 +22,8 @@ from bench.config import AshaConfig, SearchConfig, SearchSpace
 from bench.metrics import compute_metrics, get_metric
 from bench.results.schema import dumps
 from bench.results.store import RunStore
-from bench.train.loop import count_parameters
-from bench.train.ray_train import DistributedJob, run_distributed
-from bench.train.task import history_rows, prediction_rows, refit_epochs, refit_pairing
+from bench.train.task import history_rows, prediction_rows, refit_epochs
+from bench.tune.refit import refit
 from bench.tune.space import DefineByRun, distributions, grid_size, make_sampler, warm_study
 from bench.tune.trial import (
     CHECKPOINT_FILE,
@@ -32,7 +31,6 @@ from bench.tune.trial import (
     PairingJob,
     TrialNamer,
     cv_trial,
-    device_for,
     read_checkpoint,
     trial_number,
 )
@@ -271,58 +269,6 @@ def best_trial(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None
     sign = 1 if get_metric(metric).higher_is_better else -1
     # Ties go to the earlier trial, so reruns with the same seed pick the same configuration.
     return max(ok, key=lambda r: (sign * r["score"], -r["trial"]))
-
-
-def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, int]:
-    """(RefitOutcome, parameter count) for the chosen configuration."""
-    r = job.resources
-    if r.distributed:
-        outcome, _ = run_distributed(
-            DistributedJob(job.ctx, job.data, params, "refit", epochs),
-            r.workers,
-            r.cpus_per_worker,
-            r.gpus_per_worker,
-            storage_path=RunStore(job.store_uri).url("ray_train"),
-            name=f"{job.part_name}-refit",
-            in_tune=False,
-        )
-        return outcome, _count_parameters(job, params)
-    threads = refit_threads(r.cpus_per_worker, r.gpus_per_worker)
-    task = ray.remote(_refit_here).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
-    return ray.get(task.remote(job, params, epochs, threads))
-
-
-def refit_threads(cpus_per_worker: float, gpus_per_worker: float) -> int:
-    """Torch threads for a CPU refit: its own CPUs plus those idle when it starts. The refit
-    of the longest pairing often runs last and alone, and torch uses every thread it is
-    given; reserving the idle CPUs instead would hold back trials still waiting for them."""
-    own = max(1, int(cpus_per_worker))
-    if gpus_per_worker:
-        return own
-    idle = int(ray.available_resources().get("CPU", 0))
-    largest = max(
-        (node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0
-    )
-    return max(own, min(own + idle, int(largest)))
-
-
-def _refit_here(
-    job: PairingJob, params: dict[str, Any], epochs: int, threads: int
-) -> tuple[Any, int]:
-    import torch
-
-    torch.set_num_threads(threads)
-    data = ray.get(job.data)
-    outcome = refit_pairing(job.ctx, data, params, epochs, device_for(job.resources))
-    parameters = count_parameters(outcome.model)
-    outcome.model = None
-    return outcome, parameters
-
-
-def _count_parameters(job: PairingJob, params: dict[str, Any]) -> int:
-    from bench.train.task import model_factory
-
-    return count_parameters(model_factory(job.ctx, ray.get(job.data), params)())
 
 
 def search_pairing(job: PairingJob, plan: SearchPlan, progress: Any) -> PairingOutcome:

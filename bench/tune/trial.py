@@ -21,7 +21,13 @@ from bench.config import ResourcesConfig
 from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.ray_train import DistributedJob, placement, run_distributed
-from bench.train.task import PairingContext, cross_validate_trial, record_trial, reported_score
+from bench.train.task import (
+    PairingContext,
+    cross_validate_trial,
+    device_for,
+    record_trial,
+    reported_score,
+)
 
 COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
 
@@ -59,12 +65,6 @@ class TrialNamer:
 
 def trial_number(name: str) -> int:
     return int(name.rstrip("/").rsplit("/", 1)[-1].removeprefix("trial_"))
-
-
-def device_for(resources: ResourcesConfig) -> torch.device:
-    if resources.gpus_per_worker > 0 and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
