@@ -387,10 +387,10 @@ class FoldOutcome:
 class _FoldRun:
     """One fold's model, optimizer and early-stopping state."""
 
-    def __init__(self, fold, model, loader, val_index, settings, wrap_model, loss_fn, device):
+    def __init__(self, fold, seed, model, loader, val_index, settings, wrap_model, loss_fn, device):
         self.fold = fold
         self.accel = accelerate(model, settings, device)
-        self.augment = augmenter(settings, settings.seed * 1000 + fold, device)
+        self.augment = augmenter(settings, seed, device)
         self.wrap_model = wrap_model
         self.model = wrap_model(model)
         self.optimizer = make_optimizer(self.model, settings)
@@ -466,21 +466,23 @@ def cross_validate(
     snapshot) continues after its epoch. Each fold ends restored to its best epoch's weights;
     its validation probabilities are predicted with those weights."""
     device = torch.device(device)
-    num_classes = int(labels.max()) + 1
     images = resident(images, device)  # once for all folds
-    runs = []
-    for k, (train_index, val_index) in enumerate(folds):
-        torch.manual_seed(settings.seed * 1000 + k)
-        loader = make_loader(
-            IndexedImages(images, labels, train_index), settings.batch_size, True, settings.seed + k
+    runs = [
+        _start_run(
+            k,
+            k,
+            build_model,
+            images,
+            labels,
+            train_index,
+            val_index,
+            settings,
+            device,
+            wrap_model,
+            wrap_loader,
         )
-        model = build_model().to(device)
-        loss_fn = make_loss(settings, labels[train_index], num_classes, device)
-        runs.append(
-            _FoldRun(
-                k, model, wrap_loader(loader), val_index, settings, wrap_model, loss_fn, device
-            )
-        )
+        for k, (train_index, val_index) in enumerate(folds)
+    ]
 
     first = 1
     if resume_from is not None:
@@ -499,22 +501,50 @@ def cross_validate(
     return [_finish(run, images, adapt, device) for run in runs]
 
 
-def augmenter(settings: TrainSettings, seed: int, device: torch.device) -> Augmenter | None:
-    """The fold's augmenter, or None when no augmentation is asked for. Each DDP rank draws
-    its own augmentations."""
-    if not settings.augment.active:
-        return None
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    return Augmenter(settings.augment, seed + 7919 * rank, device)
+def _start_run(
+    fold: int,
+    offset: int,
+    build_model: Callable[[], nn.Module],
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray,
+    train_index: np.ndarray,
+    val_index: np.ndarray,
+    settings: TrainSettings,
+    device: torch.device,
+    wrap_model: Identity,
+    wrap_loader: Identity,
+) -> _FoldRun:
+    """A fold's model, loader and optimizer (or the refit's: fold -1), seeded by `offset`
+    (model init, shuffling and augmentation differ per fold, repeat per seed)."""
+    torch.manual_seed(settings.seed * 1000 + offset)
+    loader = make_loader(
+        IndexedImages(images, labels, train_index),
+        settings.batch_size,
+        True,
+        settings.seed + offset,
+    )
+    model = build_model().to(device)
+    loss_fn = make_loss(settings, labels[train_index], int(labels.max()) + 1, device)
+    return _FoldRun(
+        fold,
+        settings.seed * 1000 + offset,
+        model,
+        wrap_loader(loader),
+        val_index,
+        settings,
+        wrap_model,
+        loss_fn,
+        device,
+    )
 
 
-def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
-    started = time.perf_counter()
+def _train_epoch(run: _FoldRun, epoch: int, settings, adapt, device) -> tuple[float, int]:
+    """One pass over the run's training batches: (mean loss, samples seen)."""
     sampler = getattr(run.loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)  # DistributedSampler reshuffles per epoch only when told
     run.model = unfreeze_if_due(run.model, epoch, run.wrap_model)
-    train_loss, seen = train_one_epoch(
+    return train_one_epoch(
         run.model,
         run.loader,
         run.optimizer,
@@ -526,6 +556,20 @@ def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> N
         run.augment,
         run.accel,
     )
+
+
+def augmenter(settings: TrainSettings, seed: int, device: torch.device) -> Augmenter | None:
+    """The fold's augmenter, or None when no augmentation is asked for. Each DDP rank draws
+    its own augmentations."""
+    if not settings.augment.active:
+        return None
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    return Augmenter(settings.augment, seed + 7919 * rank, device)
+
+
+def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
+    started = time.perf_counter()
+    train_loss, seen = _train_epoch(run, epoch, settings, adapt, device)
     trained = time.perf_counter()
     proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device, accel=run.accel)
     val_labels = labels[run.val_index]
@@ -598,54 +642,37 @@ def fit_and_predict(
     early stopping), then predict the test images."""
     device = torch.device(device)
     images, test_images = resident(images, device), resident(test_images, device)
-    torch.manual_seed(settings.seed * 1000 + 999)
-    model = build_model().to(device)
-    accel = accelerate(model, settings, device)
-    augment = augmenter(settings, settings.seed * 1000 + 999, device)
-    model = wrap_model(model)
-    optimizer = make_optimizer(model, settings)
-    loss_fn = make_loss(settings, labels, int(labels.max()) + 1, device)
-    loader = wrap_loader(
-        make_loader(
-            IndexedImages(images, labels, np.arange(len(labels))),
-            settings.batch_size,
-            True,
-            settings.seed + 999,
-        )
+    everything = np.arange(len(labels))
+    run = _start_run(
+        -1,
+        999,
+        build_model,
+        images,
+        labels,
+        everything,
+        everything[:0],
+        settings,
+        device,
+        wrap_model,
+        wrap_loader,
     )
-    schedule = make_schedule(optimizer, settings, len(loader))
-    history, seconds, samples = [], 0.0, 0
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        model = unfreeze_if_due(model, epoch, wrap_model)
-        loss, seen = train_one_epoch(
-            model,
-            loader,
-            optimizer,
-            loss_fn,
-            adapt,
-            device,
-            schedule,
-            settings.grad_clip,
-            augment,
-            accel,
-        )
+        loss, seen = _train_epoch(run, epoch, settings, adapt, device)
         elapsed = time.perf_counter() - started
-        seconds += elapsed
-        samples += seen
-        history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
+        run.train_seconds += elapsed
+        run.samples += seen
+        run.history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
+    model = unwrap(run.model)
     test_index = np.arange(len(test_images))
-    proba = predict_proba(unwrap(model), test_images, test_index, adapt, device, accel=accel)
+    proba = predict_proba(model, test_images, test_index, adapt, device, accel=run.accel)
     return RefitOutcome(
         proba,
         settings.epochs,
-        seconds,
-        samples / seconds if seconds else 0.0,
-        history,
-        unwrap(model),
+        run.train_seconds,
+        run.samples / run.train_seconds if run.train_seconds else 0.0,
+        run.history,
+        model,
     )
 
 

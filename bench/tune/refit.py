@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from bench.config import ResourcesConfig
+from bench.data.images import ImageData
 from bench.results.store import RunStore
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
@@ -36,32 +37,22 @@ def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, in
         )
         parameters = count_parameters(model_factory(job.ctx, ray.get(job.data), params)())
         return outcome, parameters
-    threads = refit_threads(r.cpus_per_worker, r.gpus_per_worker)
+    # As many torch threads as CPUs reserved, as in the trials: results depend on the
+    # thread count (reductions split differently), so it must not depend on how busy the
+    # cluster happens to be when the refit starts. Reruns with the same seed match.
+    threads = max(1, int(r.cpus_per_worker))
     task = ray.remote(refit_in_task).options(
         num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker, max_retries=0
     )
     # The task gets the job's parts, not the PairingJob: unpickling that would import
-    # bench.tune.trial, and with it Ray Tune, in the refit's process.
+    # bench.tune.trial, and with it Ray Tune, in the refit's process. Ray hands the task
+    # the dataset itself (a top-level ObjectRef argument is resolved, zero-copy).
     return ray.get(task.remote(job.ctx, job.data, job.resources, params, epochs, threads))
-
-
-def refit_threads(cpus_per_worker: float, gpus_per_worker: float) -> int:
-    """Torch threads for a CPU refit: its own CPUs plus those idle when it starts. The refit
-    of the longest pairing often runs last and alone, and torch uses every thread it is
-    given; reserving the idle CPUs instead would hold back trials still waiting for them."""
-    own = max(1, int(cpus_per_worker))
-    if gpus_per_worker:
-        return own
-    idle = int(ray.available_resources().get("CPU", 0))
-    largest = max(
-        (node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0
-    )
-    return max(own, min(own + idle, int(largest)))
 
 
 def refit_in_task(
     ctx: PairingContext,
-    data_ref: Any,
+    data: ImageData,
     resources: ResourcesConfig,
     params: dict[str, Any],
     epochs: int,
@@ -71,7 +62,7 @@ def refit_in_task(
     import torch
 
     torch.set_num_threads(threads)
-    outcome = refit_pairing(ctx, ray.get(data_ref), params, epochs, device_for(resources))
+    outcome = refit_pairing(ctx, data, params, epochs, device_for(resources))
     parameters = count_parameters(outcome.model)
     outcome.model = None
     return outcome, parameters
