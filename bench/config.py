@@ -246,6 +246,19 @@ class ResourcesConfig(_Strict):
         return self.workers > 1 or self.use_ray_train
 
 
+class ModelResources(_Strict):
+    """A model's own resources where they differ from the shared ones (two CPUs for a
+    ResNet's trials while MLP trials take one; a whole GPU for a ResNet-50, a quarter for an
+    MLP). Keys left out keep the shared value."""
+
+    workers: Annotated[int, Field(ge=1)] | None = None
+    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
+    gpus_per_worker: Annotated[float, Field(ge=0)] | None = None
+    use_ray_train: bool | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
+    channels_last: StrictBool | Literal["auto"] | None = None
+
+
 class BenchmarkConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     models: list[str]
@@ -259,6 +272,7 @@ class BenchmarkConfig(_Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     model_budgets: dict[str, ModelBudget] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    model_resources: dict[str, ModelResources] = Field(default_factory=dict)
     output: str = "results"
 
     _coerce_search_space = field_validator("search_space", mode="before")(
@@ -293,6 +307,14 @@ class BenchmarkConfig(_Strict):
             batch_size=own.batch_size or self.budget.batch_size,
             patience=self.budget.patience if own.patience is None else own.patience,
         )
+
+    def resources_for(self, model: str) -> ResourcesConfig:
+        """The shared resources with the model's own entries applied (validated on load)."""
+        own = self.model_resources.get(model)
+        if own is None:
+            return self.resources
+        changes = own.model_dump(exclude_none=True)
+        return ResourcesConfig.model_validate({**self.resources.model_dump(), **changes})
 
     def pairings(self) -> list[tuple[str, DatasetConfig]]:
         return [(m, d) for d in self.datasets for m in self.models]
@@ -416,6 +438,13 @@ def _check_names(config: BenchmarkConfig, source: str) -> None:
     # can narrow a benchmark without editing its file; unknown names are typos.
     for model in config.model_budgets:
         _check_model_name(model, source, f"model_budgets.{model}")
+    for model in config.model_resources:
+        _check_model_name(model, source, f"model_resources.{model}")
+        try:
+            config.resources_for(model)
+        except ValidationError as exc:  # a combination the shared resources allow, this not
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{source}: model_resources.{model}: {message}") from None
     for key, space in config.overrides.items():
         model, dataset = _override_target(key, keys, source)
         known = set(TRAINING_PARAMS) | (

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from bench import environment
-from bench.config import BenchmarkConfig, to_yaml
+from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.metrics import get_metric
@@ -50,11 +50,17 @@ def check_gpu_request(config: BenchmarkConfig, cluster_gpus: float, local: bool)
     """A pairing asking for GPUs on a cluster without any would wait forever. On a local
     instance bench started that is an error; a cluster may still gain GPU nodes from its
     autoscaler, so there it is a warning (returned, for the console)."""
-    wanted = config.resources.gpus_per_worker
-    if not wanted or cluster_gpus > 0:
+    asking = [m for m in config.models if config.resources_for(m).gpus_per_worker]
+    if not asking or cluster_gpus > 0:
         return None
-    problem = f"resources.gpus_per_worker is {wanted:g} but the Ray cluster has no GPU"
-    fix = "--set resources.gpus_per_worker=0 (or gpus_per_worker: 0 in the definition)"
+    wanted = config.resources_for(asking[0]).gpus_per_worker
+    key = (
+        "resources.gpus_per_worker"
+        if config.resources.gpus_per_worker
+        else f"model_resources.{asking[0]}.gpus_per_worker"
+    )
+    problem = f"{key} is {wanted:g} but the Ray cluster has no GPU"
+    fix = f"--set {key}=0 (or 0 in the definition)"
     if local:
         raise BenchError(f"{problem}; run on CPUs with {fix}")
     return f"warning: {problem}: trials wait until a GPU node joins; on CPUs use {fix}"
@@ -143,10 +149,9 @@ def _split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def trial_slots(config: BenchmarkConfig) -> int:
-    """How many trials the cluster can run at once with the configured resources."""
+def trial_slots(r: ResourcesConfig) -> int:
+    """How many trials of these resources the cluster can run at once."""
     cpus = ray.cluster_resources().get("CPU", 1)
-    r = config.resources
     slots = int(cpus // (r.cpus_per_worker * r.workers)) or 1
     if r.gpus_per_worker:
         gpus = ray.cluster_resources().get("GPU", 0)
@@ -194,19 +199,20 @@ def run_benchmark(
         echo(f"  {len(jobs) - len(todo)} of {len(jobs)} pairings already finished")
     metric = config.search.metric
     progress = Progress.remote({j.ctx.pairing: j.ctx.trials for j in todo}, get_metric(metric).mode)
-    concurrent = config.search.max_concurrent_trials or trial_slots(config)
     search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
-    pending = [
-        search.remote(
-            job,
-            SearchPlan(config.space_for(job.ctx.model, job.ctx.dataset), config.search, concurrent),
-            progress,
+    plans = [
+        SearchPlan(
+            config.space_for(job.ctx.model, job.ctx.dataset),
+            config.search,
+            config.search.max_concurrent_trials or trial_slots(job.resources),
         )
         for job in todo
     ]
+    pending = [search.remote(job, plan, progress) for job, plan in zip(todo, plans, strict=True)]
+    at_once = sorted({plan.max_concurrent_trials for plan in plans})
     echo(
         f"  {len(todo)} pairings ({sum(j.ctx.trials for j in todo)} trials), "
-        f"up to {concurrent} trials at once per pairing"
+        f"up to {'/'.join(map(str, at_once)) or 0} trials at once per pairing"
     )
     try:
         _follow(pending, progress, metric, echo)
@@ -293,14 +299,14 @@ def pairing_job(
 ) -> PairingJob:
     """What the searches, trials and refit of one pairing need."""
     ctx = pairing_context(config, store.run_id, model, dataset)
-    return PairingJob(ctx, data, config.resources, store.uri)
+    return PairingJob(ctx, data, config.resources_for(model), store.uri)
 
 
 def pairing_context(
     config: BenchmarkConfig, run_id: str, model: str, dataset: str
 ) -> PairingContext:
     """A pairing's settings besides its hyperparameters (the model's own budget applied)."""
-    budget = config.budget_for(model)
+    budget, resources = config.budget_for(model), config.resources_for(model)
     return PairingContext(
         run_id=run_id,
         benchmark=config.name,
@@ -312,10 +318,10 @@ def pairing_context(
         patience=budget.patience,
         trials=budget.trials,
         seed=config.search.seed,
-        workers=config.resources.workers,
+        workers=resources.workers,
         checkpoint_every=config.budget.checkpoint_every,
-        precision=config.resources.precision,
-        channels_last=_on_off_auto(config.resources.channels_last),
+        precision=resources.precision,
+        channels_last=_on_off_auto(resources.channels_last),
     )
 
 

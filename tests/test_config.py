@@ -109,6 +109,18 @@ def test_cli_overrides_win(tmp_path):
             "model_budgets.mpl: unknown model (did you mean 'mlp'?)",
         ),
         ({"model_budgets": {"mlp": {"trials": 0}}}, "model_budgets.mlp.trials"),
+        (
+            {"model_resources": {"resnet18": {"cpu": 2}}},
+            "model_resources.resnet18.cpu: unknown key (did you mean 'cpus_per_worker'?)",
+        ),
+        (
+            {"model_resources": {"mpl": {"cpus_per_worker": 2}}},
+            "model_resources.mpl: unknown model (did you mean 'mlp'?)",
+        ),
+        (
+            {"model_resources": {"resnet18": {"workers": 2}}},  # with the shared 0.25 GPU
+            "model_resources.resnet18: fractional gpus_per_worker needs workers: 1",
+        ),
         ({"search": {"sampler": "grid"}}, "the grid sampler takes only choice lists"),
         (
             {"search_space": {"input_fit": "crop"}},
@@ -228,3 +240,15 @@ def test_overrides_by_dataset_and_by_pairing(tmp_path):
     assert on_flowers["lr"].value == 0.1 and on_flowers["weights"].value == "imagenet"
     assert "hidden_dim" not in on_flowers  # the dataset's entry holds params resnets lack
     assert config.space_for("mlp", "imagefolder@flowers")["hidden_dim"].values == [32]
+
+
+def test_model_resources_change_only_their_model_and_only_the_keys_given(tmp_path):
+    raw = {**GOOD, "model_resources": {"resnet18": {"gpus_per_worker": 1, "precision": "fp32"}}}
+    config = load_benchmark(write(tmp_path, raw))
+    resnet, mlp = config.resources_for("resnet18"), config.resources_for("mlp")
+    assert (resnet.gpus_per_worker, resnet.precision, resnet.cpus_per_worker) == (1, "fp32", 1)
+    assert mlp == config.resources and mlp.gpus_per_worker == 0.25
+    # saved with a run and read back on --resume: the same definition
+    from bench.config import to_yaml
+
+    assert validate_benchmark(yaml.safe_load(to_yaml(config)), "again") == config

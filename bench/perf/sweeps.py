@@ -91,7 +91,7 @@ def run_sweep(
     store = RunStore.create(config.output, config.name)
     job = pairing_job(config, store, model, dataset, data_ref)
     clock = TrialClock()
-    slots = trial_slots(config)
+    slots = trial_slots(job.resources)
     plan = SearchPlan(config.space_for(model, dataset), config.search, slots, (clock,))
     progress = Progress.remote({job.ctx.pairing: job.ctx.trials}, "max")
     started = time.perf_counter()
