@@ -46,24 +46,27 @@ def connect(address: str | None = None) -> bool:
     return True
 
 
-def check_gpu_request(config: BenchmarkConfig, cluster_gpus: float, local: bool) -> str | None:
-    """A pairing asking for GPUs on a cluster without any would wait forever. On a local
-    instance bench started that is an error; a cluster may still gain GPU nodes from its
-    autoscaler, so there it is a warning (returned, for the console)."""
-    asking = [m for m in config.models if config.resources_for(m).gpus_per_worker]
-    if not asking or cluster_gpus > 0:
-        return None
-    wanted = config.resources_for(asking[0]).gpus_per_worker
-    key = (
-        "resources.gpus_per_worker"
-        if config.resources.gpus_per_worker
-        else f"model_resources.{asking[0]}.gpus_per_worker"
-    )
-    problem = f"{key} is {wanted:g} but the Ray cluster has no GPU"
-    fix = f"--set {key}=0 (or 0 in the definition)"
-    if local:
-        raise BenchError(f"{problem}; run on CPUs with {fix}")
-    return f"warning: {problem}: trials wait until a GPU node joins; on CPUs use {fix}"
+def check_resources(
+    config: BenchmarkConfig, nodes: list[dict[str, float]], local: bool
+) -> str | None:
+    """A trial worker that fits on no node waits forever: a GPU asked of a CPU-only cluster,
+    more CPUs than any machine has. On a local instance bench started that is an error; a
+    cluster's autoscaler may still add such a node, so there it is a warning (returned)."""
+    for model in config.models:
+        resources, own = config.resources_for(model), config.model_resources.get(model)
+        for name, unit in (("gpus_per_worker", "GPU"), ("cpus_per_worker", "CPU")):
+            wanted, most = getattr(resources, name), max((n.get(unit, 0) for n in nodes), default=0)
+            if wanted <= most:
+                continue
+            from_model = own is not None and getattr(own, name) is not None
+            key = f"model_resources.{model}.{name}" if from_model else f"resources.{name}"
+            has = f"at most {most:g} {unit}s per node" if most else f"no {unit}"
+            problem = f"{key} is {wanted:g} but the Ray cluster has {has}"
+            fix = f"--set {key}={most:g}" + (" to run on CPUs" if unit == "GPU" else "")
+            if local:
+                raise BenchError(f"{problem}; use {fix}")
+            return f"warning: {problem}: trials wait until such a node joins; or use {fix}"
+    return None
 
 
 @ray.remote(num_cpus=0)
@@ -174,7 +177,8 @@ def run_benchmark(
     the resume command printed if the run is interrupted."""
     started = time.perf_counter()
     local = connect(address)
-    warning = check_gpu_request(config, ray.cluster_resources().get("GPU", 0), local)
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    warning = check_resources(config, nodes, local)
     store = resume or RunStore.create(config.output, config.name)
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))

@@ -142,22 +142,32 @@ def test_failing_trials_are_recorded_and_the_pairing_marked_failed(
     assert board["rank"] is None
 
 
-def test_a_gpu_request_on_a_cluster_without_gpus_is_named(tmp_path, tiny_benchmark):
+def test_a_request_no_node_can_meet_is_named(tmp_path, tiny_benchmark):
     from bench.errors import BenchError
-    from bench.runner import check_gpu_request
+    from bench.runner import check_resources
 
-    wants_gpu = validate_benchmark(
-        tiny_benchmark(tmp_path, resources={"gpus_per_worker": 1}), source="t.yaml"
-    )
+    def config(**changes):
+        return validate_benchmark(tiny_benchmark(tmp_path, **changes), source="t.yaml")
+
+    cpu_node = [{"CPU": 2.0}]
+    wants_gpu = config(resources={"gpus_per_worker": 1})
     # a local instance bench started never gains a GPU: one line with the fix
-    with pytest.raises(BenchError, match=r"no GPU; run on CPUs with --set resources\.gpus"):
-        check_gpu_request(wants_gpu, cluster_gpus=0, local=True)
+    with pytest.raises(BenchError, match=r"has no GPU; use --set resources\.gpus_per_worker=0 "):
+        check_resources(wants_gpu, cpu_node, local=True)
     # a cluster's autoscaler may still add GPU nodes: a warning, the run goes on
-    warning = check_gpu_request(wants_gpu, cluster_gpus=0, local=False)
+    warning = check_resources(wants_gpu, cpu_node, local=False)
     assert warning.startswith("warning:") and "gpus_per_worker=0" in warning
-    assert check_gpu_request(wants_gpu, cluster_gpus=1, local=False) is None
-    cpu_only = validate_benchmark(tiny_benchmark(tmp_path), source="t.yaml")
-    assert check_gpu_request(cpu_only, cluster_gpus=0, local=True) is None
+    assert check_resources(wants_gpu, [{"CPU": 2.0, "GPU": 1.0}], local=False) is None
+    assert check_resources(config(), cpu_node, local=True) is None
+    # more CPUs per worker than the largest node has, set for one model: named by its key
+    too_wide = config(model_resources={"simple_cnn": {"cpus_per_worker": 4}})
+    with pytest.raises(
+        BenchError,
+        match=r"model_resources\.simple_cnn\.cpus_per_worker is 4 "
+        r"but the Ray cluster has at most 2 CPUs per node; use --set "
+        r"model_resources\.simple_cnn\.cpus_per_worker=2$",
+    ):
+        check_resources(too_wide, cpu_node + [{"CPU": 1.0}], local=True)
 
 
 def test_run_refuses_a_gpu_request_before_writing_anything(
