@@ -176,10 +176,15 @@ def run_benchmark(
     """Run (or, given `resume`, continue) a benchmark. `source` is the definition's path, for
     the resume command printed if the run is interrupted."""
     started = time.perf_counter()
+    store = resume or RunStore.create(config.output, config.name)  # unwritable: before Ray
     local = connect(address)
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    warning = check_resources(config, nodes, local)
-    store = resume or RunStore.create(config.output, config.name)
+    try:
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        warning = check_resources(config, nodes, local)
+    except BenchError:
+        if resume is None:
+            store.discard()  # nothing was written: leave no empty run folder behind
+        raise
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))
     echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")

@@ -71,6 +71,10 @@ class RunStore:
             ) from None
         return cls(run_location(output, benchmark, run_id))
 
+    def discard(self) -> None:
+        """Remove this run's folder: only for a run stopped before it wrote anything."""
+        self.fs.delete_dir(self.path)
+
     @property
     def run_id(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
