@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 from bench.config import BenchmarkConfig, load_benchmark
 from bench.perf.figures import Figure
+from bench.perf.profile import CpuSampler
 
 SECTION = "2. sweep ratio (default benchmark's work)"
 
@@ -154,10 +156,13 @@ def run_naive(config: BenchmarkConfig, fits: list[Fit], workdir: str) -> list[fl
 def measure(quick: bool, workdir: str, echo, naive_sample: int | None) -> list[Figure]:
     config = quick_default(workdir) if quick else full_default(workdir)
     echo(f"  bench run of {'a scaled-down' if quick else 'the'} default benchmark ...")
-    bench_wall, fits, _ = run_bench(config)
+    with CpuSampler() as cpu:
+        bench_wall, fits, _ = run_bench(config)
     threads = int(ray.cluster_resources().get("CPU", 1))
     echo(f"  the same {len(fits)} trainings in plain PyTorch ({threads} threads) ...")
+    plain_cpu = time.process_time()
     plain_wall = run_plain(config, fits, threads)
+    plain_cpu = time.process_time() - plain_cpu
     sample = fits if naive_sample is None else _spread(fits, naive_sample)
     echo(f"  {len(sample)} of {len(fits)} trainings as one TorchTrainer each ...")
     naive_each = run_naive(config, sample, workdir)
@@ -186,7 +191,33 @@ def measure(quick: bool, workdir: str, echo, naive_sample: int | None) -> list[F
             SECTION, "bench / plain", bench_wall / plain_wall, "x", "target <= 1.0 (2-core CPU)"
         ),
         Figure(SECTION, "naive / bench", naive_wall / bench_wall, "x", "target >= 10"),
+        *cpu_figures(cpu, bench_wall * threads, plain_cpu),
     ]
+
+
+def cpu_figures(cpu: CpuSampler, available: float, plain_cpu: float) -> list[Figure]:
+    """The profile of bench's run: CPU seconds per kind of process, against plain's."""
+    if not cpu.available:
+        return [Figure(SECTION, "CPU profile", math.nan, "", "skipped: no /proc here")]
+    notes = {
+        "trial actors": "training, plus each actor's start and imports",
+        "other": "idle Ray workers, Progress actor, anything else on the machine",
+    }
+    figures = [
+        Figure(SECTION, f"CPU: {group}", seconds, "CPU-s", notes.get(group, ""))
+        for group, seconds in cpu.by_group().items()
+    ]
+    figures.append(
+        Figure(
+            SECTION,
+            "CPU: bench, all",
+            sum(cpu.used().values()),
+            "CPU-s",
+            f"of {available:,.0f} CPU-s (wall x CPUs)",
+        )
+    )
+    figures.append(Figure(SECTION, "CPU: plain PyTorch", plain_cpu, "CPU-s", "its process"))
+    return figures
 
 
 def _spread(fits: list[Fit], n: int) -> list[Fit]:

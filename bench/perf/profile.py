@@ -1,0 +1,100 @@
+"""Where the CPU went while bench ran: CPU seconds per kind of process (trial actors, refit
+tasks, search tasks, Ray's daemons, ...), read from /proc. A bench / plain gap on a small
+machine is made of these, not of the training loop (section 1 times that).
+
+Linux only (elsewhere the figures read as skipped). A process is sampled every half second,
+so one that starts and ends between two samples is missed; a worker is named by the last
+task or actor it ran (Ray retitles it `ray::IDLE` when the task ends)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+PROC = Path("/proc")
+# (group, title prefixes of Ray workers, words in the command lines of Ray's daemons)
+GROUPS = (
+    ("trial actors", ("ray::ImplicitFunc",), ()),
+    ("refit tasks", ("ray::refit_in_task",), ()),
+    ("search tasks", ("ray::search_pairing",), ()),
+    (
+        "Ray daemons",
+        ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray-dashboard"),
+        ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py"),
+    ),
+)
+
+
+def _read(pid: str) -> tuple[str, float] | None:
+    """(title, CPU seconds so far) of one process, or None once it is gone."""
+    try:
+        stat = (PROC / pid / "stat").read_text()
+        title = (PROC / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return title, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """CPU seconds every process on this machine used while the block ran."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.available = PROC.is_dir()
+        self.start_cpu: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.title: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in (p.name for p in PROC.iterdir() if p.name.isdigit()):
+            seen = _read(pid)
+            if seen is None:
+                continue
+            title, cpu = seen
+            self.cpu[pid] = cpu
+            if title and not title.startswith("ray::IDLE"):
+                self.title[pid] = title
+            elif pid not in self.title:
+                self.title[pid] = title
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        if self.available:
+            self._sample()
+            self.start_cpu = dict(self.cpu)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds per process during the block (new processes: all of theirs)."""
+        return {pid: cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items()}
+
+    def by_group(self, own_pid: int | None = None) -> dict[str, float]:
+        """CPU seconds per group of GROUPS, plus `driver` (this process) and `other`."""
+        own = str(own_pid if own_pid is not None else os.getpid())
+        totals = {name: 0.0 for name, _, _ in GROUPS} | {"driver": 0.0, "other": 0.0}
+        for pid, seconds in self.used().items():
+            title = self.title.get(pid, "")
+            group = "driver" if pid == own else _group_of(title)
+            totals[group] += seconds
+        return totals
+
+
+def _group_of(title: str) -> str:
+    for group, prefixes, words in GROUPS:
+        if title.startswith(prefixes) or any(word in title for word in words):
+            return group
+    return "other"

@@ -1,0 +1,34 @@
+"""bench perf's CPU profile: CPU seconds per kind of process, read from /proc."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.perf.profile import CpuSampler, _group_of
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+
+
+def test_titles_map_to_groups():
+    assert _group_of("ray::ImplicitFunc.train") == "trial actors"
+    assert _group_of("ray::refit_in_task") == "refit tasks"
+    assert _group_of("ray::search_pairing") == "search tasks"
+    assert _group_of("/usr/lib/ray/core/src/ray/raylet/raylet --node-id x") == "Ray daemons"
+    assert _group_of("ray::IDLE") == "other"
+
+
+def test_a_busy_process_is_charged_to_its_group_and_this_process_to_the_driver():
+    # a process titled like Ray's refit worker (argv[0]), spinning for a second
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    with CpuSampler(interval=0.1) as cpu:
+        done = subprocess.run(
+            ["bash", "-c", f'exec -a ray::refit_in_task {sys.executable} -c "$0"', spin]
+        )
+        sum(i * i for i in range(3_000_000))  # the driver's own work
+    assert done.returncode == 0
+    groups = cpu.by_group()
+    assert groups["refit tasks"] >= 0.5  # sampled every 0.1 s: most of its second is seen
+    assert groups["driver"] > 0
+    assert groups["trial actors"] < 0.5  # nothing of this test runs as a trial
