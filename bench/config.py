@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -246,17 +247,17 @@ class ResourcesConfig(_Strict):
         return self.workers > 1 or self.use_ray_train
 
 
-class ModelResources(_Strict):
-    """A model's own resources where they differ from the shared ones (two CPUs for a
-    ResNet's trials while MLP trials take one; a whole GPU for a ResNet-50, a quarter for an
-    MLP). Keys left out keep the shared value."""
-
-    workers: Annotated[int, Field(ge=1)] | None = None
-    cpus_per_worker: Annotated[float, Field(gt=0)] | None = None
-    gpus_per_worker: Annotated[float, Field(ge=0)] | None = None
-    use_ray_train: bool | None = None
-    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
-    channels_last: StrictBool | Literal["auto"] | None = None
+# A model's own resources where they differ from the shared ones (two CPUs for a ResNet's
+# trials while MLP trials take one; a whole GPU for a ResNet-50, a quarter for an MLP): every
+# field of ResourcesConfig, optional; keys left out keep the shared value.
+ModelResources = create_model(
+    "ModelResources",
+    __base__=_Strict,
+    **{
+        name: (field.rebuild_annotation() | None, None)
+        for name, field in ResourcesConfig.model_fields.items()
+    },
+)
 
 
 class BenchmarkConfig(_Strict):

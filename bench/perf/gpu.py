@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import statistics
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import ray
 import torch
 
 from bench.perf.figures import Figure
+from bench.perf.sampling import PeriodicSampler
 
 SECTION = "5. GPU (ResNet-18, 32x32 RGB)"
 BATCH = 256
@@ -46,32 +46,22 @@ def synthetic_cifar(n: int, seed: int = 0):
 NVIDIA_SMI = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
 
 
-class UtilizationSampler:
+class UtilizationSampler(PeriodicSampler):
     """GPU utilization (percent, first GPU) every 200 ms while in use, read by `command`."""
 
     def __init__(self, command: list[str] = NVIDIA_SMI) -> None:
+        super().__init__(interval=0.2)
         self.command = command
         self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = subprocess.run(self.command, capture_output=True, text=True, timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                return  # no nvidia-smi (or it hangs): the figure reads nan, the run goes on
-            if done.returncode == 0 and done.stdout.strip():
-                self.samples.append(float(done.stdout.split()[0]))
-            time.sleep(0.2)
-
-    def __enter__(self) -> UtilizationSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> bool:
+        try:
+            done = subprocess.run(self.command, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False  # no nvidia-smi (or it hangs): the figure reads nan, the run goes on
+        if done.returncode == 0 and done.stdout.strip():
+            self.samples.append(float(done.stdout.split()[0]))
+        return True
 
     def busy_mean(self) -> float:
         """Mean over the samples after the first non-zero one (model build and data transfer

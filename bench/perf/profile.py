@@ -9,8 +9,9 @@ task or actor it ran (Ray retitles it `ray::IDLE` when the task ends)."""
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
+
+from bench.perf.sampling import PeriodicSampler
 
 PROC = Path("/proc")
 # (group, title prefixes of Ray workers, words in the command lines of Ray's daemons)
@@ -37,19 +38,17 @@ def _read(pid: str) -> tuple[str, float] | None:
     return title, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuSampler:
+class CpuSampler(PeriodicSampler):
     """CPU seconds every process on this machine used while the block ran."""
 
     def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.available = PROC.is_dir()
         self.start_cpu: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.title: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         for pid in (p.name for p in PROC.iterdir() if p.name.isdigit()):
             seen = _read(pid)
             if seen is None:
@@ -61,30 +60,25 @@ class CpuSampler:
             elif pid not in self.title:
                 self.title[pid] = title
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
     def __enter__(self) -> CpuSampler:
         if self.available:
-            self._sample()
+            self.sample()
             self.start_cpu = dict(self.cpu)
-            self._thread.start()
+            super().__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.available:
-            self._stop.set()
-            self._thread.join()
-            self._sample()
+            super().__exit__(*exc)
+            self.sample()  # what ran since the last tick
 
     def used(self) -> dict[str, float]:
         """CPU seconds per process during the block (new processes: all of theirs)."""
         return {pid: cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items()}
 
-    def by_group(self, own_pid: int | None = None) -> dict[str, float]:
+    def by_group(self) -> dict[str, float]:
         """CPU seconds per group of GROUPS, plus `driver` (this process) and `other`."""
-        own = str(own_pid if own_pid is not None else os.getpid())
+        own = str(os.getpid())
         totals = {name: 0.0 for name, _, _ in GROUPS} | {"driver": 0.0, "other": 0.0}
         for pid, seconds in self.used().items():
             title = self.title.get(pid, "")

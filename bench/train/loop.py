@@ -516,7 +516,8 @@ def _start_run(
 ) -> _FoldRun:
     """A fold's model, loader and optimizer (or the refit's: fold -1), seeded by `offset`
     (model init, shuffling and augmentation differ per fold, repeat per seed)."""
-    torch.manual_seed(settings.seed * 1000 + offset)
+    seed = settings.seed * 1000 + offset
+    torch.manual_seed(seed)
     loader = make_loader(
         IndexedImages(images, labels, train_index),
         settings.batch_size,
@@ -527,7 +528,7 @@ def _start_run(
     loss_fn = make_loss(settings, labels[train_index], int(labels.max()) + 1, device)
     return _FoldRun(
         fold,
-        settings.seed * 1000 + offset,
+        seed,
         model,
         wrap_loader(loader),
         val_index,

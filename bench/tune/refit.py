@@ -37,17 +37,13 @@ def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, in
         )
         parameters = count_parameters(model_factory(job.ctx, ray.get(job.data), params)())
         return outcome, parameters
-    # As many torch threads as CPUs reserved, as in the trials: results depend on the
-    # thread count (reductions split differently), so it must not depend on how busy the
-    # cluster happens to be when the refit starts. Reruns with the same seed match.
-    threads = max(1, int(r.cpus_per_worker))
     task = ray.remote(refit_in_task).options(
         num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker, max_retries=0
     )
     # The task gets the job's parts, not the PairingJob: unpickling that would import
     # bench.tune.trial, and with it Ray Tune, in the refit's process. Ray hands the task
     # the dataset itself (a top-level ObjectRef argument is resolved, zero-copy).
-    return ray.get(task.remote(job.ctx, job.data, job.resources, params, epochs, threads))
+    return ray.get(task.remote(job.ctx, job.data, job.resources, params, epochs))
 
 
 def refit_in_task(
@@ -56,12 +52,14 @@ def refit_in_task(
     resources: ResourcesConfig,
     params: dict[str, Any],
     epochs: int,
-    threads: int,
 ) -> tuple[Any, int]:
     """The body of the refit task: train, then return the outcome without the model."""
     import torch
 
-    torch.set_num_threads(threads)
+    # As many torch threads as CPUs reserved, as in the trials: results depend on the
+    # thread count (reductions split differently), so it must not depend on how busy the
+    # cluster happens to be when the refit starts. Reruns with the same seed match.
+    torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
     outcome = refit_pairing(ctx, data, params, epochs, device_for(resources))
     parameters = count_parameters(outcome.model)
     outcome.model = None
