@@ -1,9 +1,15 @@
 """Benchmarks as Ray Jobs: submit, follow, list, stop. Ray's JobSubmissionClient reads the
-auth token the way Ray does (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); bench
-never reads, prints or stores it."""
+auth token the way Ray does (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), and
+sends it only when RAY_AUTH_MODE=token; bench never reads, prints or stores the token.
+
+Joining a cluster (`bench run --address`) goes through the same diagnosis: a cluster with
+token authentication refuses a client that sends no token or the wrong one, and the error
+says which of the two happened and what to set."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import shutil
 import tempfile
@@ -19,6 +25,31 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 BENCHMARK_NAME = "benchmark.yaml"
 
 
+TOKEN_PLACES = "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+PRINT_TOKEN = "`ray get-auth-token` on the head prints it"
+
+
+def auth_problem(text: str) -> str | None:
+    """What to do about an authentication failure Ray reported in `text`, or None if `text`
+    is about something else."""
+    lowered = text.lower()
+    if "authentication" not in lowered and "invalidauthtoken" not in lowered:
+        return None
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return (
+            "the cluster uses token authentication and this client sent no token (Ray sends "
+            f"one only with RAY_AUTH_MODE=token); set RAY_AUTH_MODE=token and the cluster's "
+            f"token in {TOKEN_PLACES} ({PRINT_TOKEN})"
+        )
+    if "couldn't find an authentication token" in lowered:
+        problem = "RAY_AUTH_MODE=token is set but no token was found"
+    elif "invalid authentication token" in lowered:
+        problem = "the cluster rejected the authentication token"
+    else:  # Ray's core says only "missing or incorrect"
+        problem = "the cluster refused this client's token (or found none)"
+    return f"{problem}; give the cluster's token in {TOKEN_PLACES} ({PRINT_TOKEN})"
+
+
 @contextmanager
 def _explained(address: str) -> Iterator[None]:
     """Connection and authentication failures as one line that says what to do."""
@@ -29,17 +60,47 @@ def _explained(address: str) -> Iterator[None]:
     except Exception as exc:  # the SDK raises ConnectionError, RuntimeError, ValueError, ...
         text = " ".join(str(exc).split())
         lowered = text.lower()
-        if "401" in text or "403" in text or "unauthorized" in lowered or "auth" in lowered:
-            raise BenchError(
-                f"{address}: the cluster rejected the authentication token; set RAY_AUTH_TOKEN "
-                f"or RAY_AUTH_TOKEN_PATH to the cluster's token (`ray get-auth-token` on the head)"
-            ) from None
+        problem = auth_problem(text)
+        if problem:
+            raise BenchError(f"{address}: {problem}") from None
         if "connect" in lowered or "refused" in lowered or "timed out" in lowered:
             raise BenchError(
                 f"{address}: cannot reach the Ray dashboard ({text[:160]}); check the address "
                 f"(http://HEAD:8265) and that the cluster is up"
             ) from None
         raise BenchError(f"{address}: Ray job request failed: {text[:300]}") from None
+
+
+def join(address: str, **init_args: Any) -> None:
+    """`ray.init(address=...)`; a refusal is one line saying what to set. Ray's core reports an
+    authentication failure only on stderr, so stderr is captured while it connects (and
+    passed on unless it failed)."""
+    import tempfile
+
+    import ray
+
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            ray.init(address=address, **init_args)
+            failure = None
+        except ConnectionError as exc:
+            failure = exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        output = captured.read()
+    if failure is None:
+        with contextlib.suppress(OSError):
+            os.write(2, output.encode())
+        return
+    problem = auth_problem(output) or (
+        f"{' '.join(str(failure).split())}; check the address (HEAD:6379, or `auto` for a "
+        f"`ray start` on this machine) and that the cluster is up"
+    )
+    raise BenchError(f"cannot join the Ray cluster at {address}: {problem}") from None
 
 
 def client(address: str) -> Any:

@@ -1,12 +1,15 @@
-"""`bench run`: datasets loaded once, one concurrent search per (model, dataset) pairing,
-parts merged into the run's Parquet files, the leaderboard printed."""
+"""`bench run`: every pairing's search in one Tuner (bench.tune.search), datasets loaded when
+their first pairing starts, parts merged into the run's Parquet files, the leaderboard
+printed."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,20 +19,23 @@ from bench import environment
 from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
 from bench.data import load_dataset
 from bench.errors import BenchError
-from bench.metrics import get_metric
 from bench.registry import MODELS
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
 from bench.results.store import RunStore
 from bench.train.task import PairingContext
-from bench.tune.search import SearchPlan, search_pairing
-from bench.tune.trial import PairingJob
+from bench.tune.datasets import DatasetPool
+from bench.tune.jobs import PairingJob, TrialPlan, part_name
+from bench.tune.pairing import PairingSearch, finished_trials, interrupted_trials
+from bench.tune.scheduling import LOOKAHEAD, Capacity
+from bench.tune.search import SearchRun, run_search
 
 Print = Callable[[str], None]
+SKIPPED_FILE = "skipped_images.json"  # ImageFolder files left out, per dataset
 
 
-def connect(address: str | None = None) -> bool:
+def connect(address: str | None = None, echo: Print = print) -> bool:
     """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
     this machine), or start a fresh local instance whose dashboard listens on loopback only.
     True when it started that local instance (no autoscaler will ever add nodes to it)."""
@@ -40,7 +46,10 @@ def connect(address: str | None = None) -> bool:
     # console shows bench's progress, and failures are recorded in trials.parquet.
     common = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
-        ray.init(address=address, **common)
+        from bench.cluster import join
+
+        echo(f"bench: joining the Ray cluster at {address} ...")
+        join(address, **common)
         return False
     ray.init(address="local", dashboard_host="127.0.0.1", **common)
     return True
@@ -69,47 +78,6 @@ def check_resources(
     return None
 
 
-@ray.remote(num_cpus=0)
-class Progress:
-    """Trials done and best score per pairing, for the console while the run goes on."""
-
-    def __init__(self, totals: dict[str, int], mode: str) -> None:
-        self.sign = 1 if mode == "max" else -1
-        self.state = {
-            p: {"done": 0, "total": n, "pruned": 0, "failed": 0, "best": None, "test": None}
-            for p, n in totals.items()
-        }
-
-    def trial_done(self, pairing: str, status: str, score: float | None) -> None:
-        entry = self.state[pairing]
-        entry["done"] += 1
-        if status in ("pruned", "failed"):
-            entry[status] += 1
-        elif score is not None and (
-            entry["best"] is None or self.sign * score > self.sign * entry["best"]
-        ):
-            entry["best"] = score
-
-    def pairing_done(self, pairing: str, status: str, test_score: float | None) -> None:
-        self.state[pairing]["status"] = status
-        self.state[pairing]["test"] = test_score
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        return self.state
-
-
-def _progress_line(pairing: str, entry: dict[str, Any], metric: str) -> str:
-    extra = ", ".join(f"{entry[k]} {k}" for k in ("pruned", "failed") if entry[k])
-    best = "-" if entry["best"] is None else f"{entry['best']:.4f}"
-    line = f"  {pairing:<28} trials {entry['done']}/{entry['total']}"
-    line += f" ({extra})" if extra else ""
-    line += f"  best CV {metric} {best}"
-    if entry.get("status"):
-        test = "-" if entry["test"] is None else f"{entry['test']:.4f}"
-        line += f"  done: {entry['status']}, test {test}"
-    return line
-
-
 @dataclass
 class RunSummary:
     store: RunStore
@@ -117,7 +85,7 @@ class RunSummary:
     seconds: float
 
 
-def _split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
+def split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
     """Which fold validates on each CV-pool sample, and the test rows: saved with the run."""
     fold_of = [-1] * len(data.train_y)
     for k, (_, val) in enumerate(data.folds):
@@ -172,13 +140,15 @@ def run_benchmark(
     address: str | None = None,
     resume: RunStore | None = None,
     source: str | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> RunSummary:
     """Run (or, given `resume`, continue) a benchmark. `source` is the definition's path, for
-    the resume command printed if the run is interrupted."""
+    the resume command printed if the run stops early; `callbacks` are extra Tune callbacks
+    (bench perf times trials with one)."""
     started = time.perf_counter()
     store = resume or RunStore.create(config.output, config.name)  # unwritable: before Ray
-    local = connect(address)
     try:
+        local = connect(address, echo)
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         warning = check_resources(config, nodes, local)
     except BenchError:
@@ -187,53 +157,52 @@ def run_benchmark(
         raise
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))
-    echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
-    if warning:
-        echo(f"  {warning}")
-    if resume is None:
         store.write_json(
             "environment.json",
             {**environment.describe(ray.cluster_resources()), "schema_version": SCHEMA_VERSION},
         )
-    datasets = _load_datasets(config, store, echo)
-    jobs = [
-        pairing_job(config, store, model, dataset.key, datasets[dataset.key])
-        for model, dataset in config.pairings()
-    ]
-    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
-    todo = sorted(
-        (job for job in jobs if job.part_name not in done), key=_expected_cost, reverse=True
-    )
+    echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
+    if warning:
+        echo(f"  {warning}")
+    pairings = plan_pairings(config, store)
     if resume is not None:
-        echo(f"  {len(jobs) - len(todo)} of {len(jobs)} pairings already finished")
-    metric = config.search.metric
-    progress = Progress.remote({j.ctx.pairing: j.ctx.trials for j in todo}, get_metric(metric).mode)
-    search = ray.remote(num_cpus=0, max_retries=0)(search_pairing)
-    plans = [
-        SearchPlan(
-            config.space_for(job.ctx.model, job.ctx.dataset),
-            config.search,
-            config.search.max_concurrent_trials or trial_slots(job.resources),
+        echo(
+            f"  {len(config.pairings()) - len(pairings)} of {len(config.pairings())} "
+            f"pairings already finished"
         )
-        for job in todo
-    ]
-    pending = [search.remote(job, plan, progress) for job, plan in zip(todo, plans, strict=True)]
-    at_once = sorted({plan.max_concurrent_trials for plan in plans})
+    at_once = sorted({min(p.live_cap, trial_slots(p.job.resources)) for p in pairings})
     echo(
-        f"  {len(todo)} pairings ({sum(j.ctx.trials for j in todo)} trials), "
+        f"  {len(pairings)} pairings ({sum(p.budget for p in pairings)} trials to run), "
         f"up to {'/'.join(map(str, at_once)) or 0} trials at once per pairing"
     )
+    resume_command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
+    datasets = DatasetPool(
+        lambda key: load_dataset_for_run(config, store, key, echo),
+        [p.job.dataset for p in pairings],
+    )
+    run = SearchRun(pairings, datasets, store, Capacity(ray.cluster_resources), echo)
     try:
-        _follow(pending, progress, metric, echo)
+        run_search(
+            run,
+            TrialPlan(store.uri, {p.name: p.job for p in pairings}, datasets.shelf),
+            config.search,
+            experiment_name(store),
+            callbacks=callbacks,
+        )
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
         merge_parts(store)  # what finished is written, in the final files' shape
-        command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
         raise Interrupted(
-            f"interrupted; finished trials are saved. Resume with: {command}"
+            f"interrupted; finished trials are saved. Resume with: {resume_command}"
         ) from None
+    finally:
+        datasets.close()
     tables = merge_parts(store)
+    if run.data_errors:
+        key, error = next(iter(run.data_errors.items()))
+        raise BenchError(
+            f"{error} (the pairings of other datasets finished and are saved; "
+            f"then resume with: {resume_command})"
+        )
     leaderboard = tables["leaderboard"].to_pylist()
     echo("")
     echo(format_leaderboard(leaderboard))
@@ -241,36 +210,74 @@ def run_benchmark(
     return RunSummary(store, leaderboard, time.perf_counter() - started)
 
 
-def _load_datasets(config: BenchmarkConfig, store: RunStore, echo: Print) -> dict[str, Any]:
-    """Each dataset loaded once and put in the object store; its splits saved with the run
-    (a resumed run checks it derived the very same ones)."""
-    refs, split_rows, skipped = {}, [], {}
-    for dataset in config.datasets:
-        data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
-        echo(
-            f"  dataset {dataset.key}: {len(data.train_y)} train / {len(data.test_y)} test, "
-            f"{data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}, "
-            f"{config.cv.folds} folds"
+def plan_pairings(config: BenchmarkConfig, store: RunStore) -> list[PairingSearch]:
+    """The pairings still to run (a resumed run skips finished ones), longest first, each with
+    its finished trials and the checkpoints of its cut-off ones."""
+    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
+    jobs = [pairing_job(config, store, model, dataset.key) for model, dataset in config.pairings()]
+    jobs = [job for job in jobs if job.part_name not in done]
+    prior = {job.part_name: finished_trials(store, job.part_name) for job in jobs}
+    numbers = {part: {r["trial"] for r in rows} for part, rows in prior.items()}
+    restarts = interrupted_trials(store, numbers) if any(prior.values()) else {}
+    datasets = [d.key for d in config.datasets]
+    jobs.sort(key=lambda job: run_order(job, datasets.index(job.dataset)))
+    return [
+        PairingSearch(
+            dataclasses.replace(job, restarts=restarts.get(job.part_name, {})),
+            config.space_for(job.ctx.model, job.ctx.dataset),
+            config.search,
+            config.cv.folds,
+            live_cap(config.search.max_concurrent_trials, job.resources),
+            prior[job.part_name],
         )
-        refs[dataset.key] = ray.put(data)  # once per dataset; trials read it zero-copy
-        split_rows += _split_rows(store.run_id, data)
-        if data.skipped:
-            echo(f"  dataset {dataset.key}: skipped {len(data.skipped)} unreadable file(s)")
-            skipped[dataset.key] = data.skipped
-    if store.exists("splits.parquet"):
-        if (
-            store.read_table("splits.parquet").to_pylist()
-            != to_table("splits", split_rows).to_pylist()
-        ):
+        for job in jobs
+    ]
+
+
+def live_cap(max_concurrent_trials: int, resources: ResourcesConfig) -> int:
+    """Trials of one pairing handed out at once: as configured; or, by default, as many as
+    the cluster runs, plus a short queue so the next one reuses a finishing trial's actor."""
+    if max_concurrent_trials:
+        return max_concurrent_trials
+    slots = trial_slots(resources)
+    return slots + max(1, round(slots * (LOOKAHEAD - 1)))
+
+
+def experiment_name(store: RunStore) -> str:
+    """Tune's experiment folder under the run's tune/: a resumed run adds one beside the
+    interrupted one's (whose checkpoints it continues from)."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(store.file("tune"), allow_not_found=True)
+    earlier = [i for i in store.fs.get_file_info(selector) if i.type == pafs.FileType.Directory]
+    return f"search-{len(earlier)}" if earlier else "search"
+
+
+def load_dataset_for_run(config: BenchmarkConfig, store: RunStore, key: str, echo: Print) -> Any:
+    """One dataset decoded, its splits saved with the run (a resumed run checks that it
+    derived the very same ones) and its skipped files listed."""
+    dataset = next(d for d in config.datasets if d.key == key)
+    data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
+    echo(
+        f"  dataset {key}: {len(data.train_y)} train / {len(data.test_y)} test, "
+        f"{data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}, "
+        f"{config.cv.folds} folds"
+    )
+    rows = split_rows(store.run_id, data)
+    part = f"parts/splits/{part_name(key)}.parquet"
+    if store.exists(part):
+        if store.read_table(part).to_pylist() != to_table("splits", rows).to_pylist():
             raise BenchError(
-                f"{store.uri}: the data's splits differ from the interrupted run's "
+                f"dataset {key}: the data's splits differ from the interrupted run's "
                 f"(dataset files changed?); start a new run instead of resuming"
             )
     else:
-        store.write_table("splits", split_rows)
-    if skipped:
-        store.write_json("skipped_images.json", skipped)
-    return refs
+        store.write_table("splits", rows, part)
+    if data.skipped:
+        echo(f"  dataset {key}: skipped {len(data.skipped)} unreadable file(s)")
+        listed = store.read_json(SKIPPED_FILE) if store.exists(SKIPPED_FILE) else {}
+        store.write_json(SKIPPED_FILE, {**listed, key: data.skipped})
+    return data
 
 
 def find_resumable(output: str, benchmark: str) -> RunStore:
@@ -291,24 +298,35 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
     return RunStore(run_location(output, benchmark, runs[-1]))
 
 
-def _expected_cost(job: PairingJob) -> float:
-    """A rough order of a pairing's work. Pairings start longest first: trials are placed
-    first come, so the longest search (and its refit) starts at once and the short ones fill
-    the gaps, instead of the long one running alone at the end."""
-    heavy = MODELS.get(job.ctx.model).family not in ("mlp", "cnn")  # torchvision backbones
-    return (100.0 if heavy else 1.0) * job.ctx.trials * job.ctx.epochs
+# Rough cost of an epoch by model family, relative to an MLP's (a small CNN's trials on
+# digits take about 2.5x an MLP's; a torchvision backbone, ~100x).
+FAMILY_COST = {"mlp": 1.0, "cnn": 3.0}
+TORCHVISION_COST = 100.0
+
+
+def expected_cost(job: PairingJob) -> float:
+    """A rough measure of a pairing's work: trials x epochs x its family's epoch cost."""
+    per_epoch = FAMILY_COST.get(MODELS.get(job.ctx.model).family, TORCHVISION_COST)
+    return per_epoch * job.ctx.trials * job.ctx.epochs
+
+
+def run_order(job: PairingJob, dataset_index: int) -> tuple[int, int, float]:
+    """Pairings run longest first, so the longest search (and its refit) starts at once and
+    the short ones fill the gaps instead of the long one running alone at the end. Costs
+    within a factor of 10 of each other run dataset by dataset (so few datasets are loaded
+    at once), the longest first within a dataset."""
+    cost = expected_cost(job)
+    return (-math.floor(math.log10(cost)), dataset_index, -cost)
 
 
 def _on_off_auto(value: bool | str) -> str:
     return value if isinstance(value, str) else ("on" if value else "off")
 
 
-def pairing_job(
-    config: BenchmarkConfig, store: RunStore, model: str, dataset: str, data: Any
-) -> PairingJob:
-    """What the searches, trials and refit of one pairing need."""
+def pairing_job(config: BenchmarkConfig, store: RunStore, model: str, dataset: str) -> PairingJob:
+    """What the trials and the refit of one pairing need besides their hyperparameters."""
     ctx = pairing_context(config, store.run_id, model, dataset)
-    return PairingJob(ctx, data, config.resources_for(model), store.uri)
+    return PairingJob(ctx, config.resources_for(model), dataset)
 
 
 def pairing_context(
@@ -332,15 +350,3 @@ def pairing_context(
         precision=resources.precision,
         channels_last=_on_off_auto(resources.channels_last),
     )
-
-
-def _follow(pending: list[Any], progress: Any, metric: str, echo: Print) -> None:
-    shown: dict[str, str] = {}
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=3.0)
-        ray.get(ready)  # surfaces a pairing task that died outright
-        for pairing, entry in sorted(ray.get(progress.snapshot.remote()).items()):
-            line = _progress_line(pairing, entry, metric)
-            if shown.get(pairing) != line:
-                echo(line)
-                shown[pairing] = line

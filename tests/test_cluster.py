@@ -78,7 +78,7 @@ def two_node_cluster(tmp_path_factory):
         tmp / "second.log",
     )
     _wait_for_nodes(f"127.0.0.1:{gcs}", env, 2)
-    yield {"address": address, "env": env, "tmp": tmp}
+    yield {"address": address, "env": env, "tmp": tmp, "gcs": f"127.0.0.1:{gcs}"}
     for process in (second, head):
         os.killpg(process.pid, signal.SIGTERM)
     for process in (second, head):
@@ -196,6 +196,36 @@ def test_wrong_token_and_unreachable_address_are_one_line(two_node_cluster):
     unreachable = _bench(["jobs", "list", "--address", f"http://127.0.0.1:{port}"], cluster["env"])
     assert unreachable.returncode == 2 and "cannot reach the Ray dashboard" in unreachable.stderr
     assert unreachable.stderr.count("\n") == 1
+
+
+def test_a_client_without_token_mode_is_told_to_set_it(two_node_cluster, tmp_path):
+    """Ray sends the token only with RAY_AUTH_MODE=token: a client holding the token but not
+    the mode is told to set the mode (not that its token was rejected)."""
+    cluster = two_node_cluster
+    env = {k: v for k, v in cluster["env"].items() if k != "RAY_AUTH_MODE"}
+    listed = _bench(["jobs", "list", "--address", cluster["address"]], env)
+    assert listed.returncode == 2
+    assert "set RAY_AUTH_MODE=token" in listed.stderr and "rejected" not in listed.stderr
+    assert listed.stderr.count("\n") == 1
+    # joining the cluster to run a benchmark: the same advice, and no run folder left behind
+    benchmark = tmp_path / "mini.yaml"
+    benchmark.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mini",
+                "models": ["mlp"],
+                "datasets": ["digits"],
+                "output": str(tmp_path / "results"),
+            }
+        )
+    )
+    joined = _bench(["run", str(benchmark), "--address", cluster["gcs"]], env)
+    assert joined.returncode == 2, joined.stderr[-2000:]
+    (line,) = joined.stderr.strip().splitlines()
+    assert (
+        line.startswith("BenchError: cannot join the Ray cluster") and "RAY_AUTH_MODE=token" in line
+    )
+    assert not list((tmp_path / "results").glob("mini/*"))
 
 
 def test_rays_own_job_cli_runs_bench_too(two_node_cluster, tmp_path):

@@ -27,7 +27,7 @@ def write_benchmark(tmp_path: Path) -> Path:
                 "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
                 "search": {"trials": 6, "max_concurrent_trials": 1},
                 "cv": {"folds": 2},
-                "budget": {"epochs": 12, "checkpoint_every": 1},
+                "budget": {"epochs": 40, "checkpoint_every": 1},  # a trial lasts seconds
                 "output": str(tmp_path / "results"),
             }
         )
@@ -64,10 +64,10 @@ def wait_for_unfinished_checkpoint(tmp_path: Path, process, timeout=240) -> dict
     deadline = time.time() + timeout
     while time.time() < deadline:
         done = {p.stem for p in tmp_path.glob("results/resumable/*/parts/trials/*/*.parquet")}
-        for checkpoint in tmp_path.glob("results/resumable/*/tune/*/trial_*/checkpoint_*"):
+        for checkpoint in tmp_path.glob("results/resumable/*/tune/*/*-trial_*/checkpoint_*"):
             trial_dir = checkpoint.parent
             state = checkpoint / "cv_state.pt"
-            if trial_dir.name.removeprefix("trial_") not in done and state.is_file():
+            if trial_dir.name.rsplit("-trial_", 1)[1] not in done and state.is_file():
                 time.sleep(0.3)  # let the file be written whole
                 return torch.load(state, weights_only=True)["params"]
         assert process.poll() is None, process.communicate()
@@ -170,8 +170,8 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
         if (
             trials
             and tune
-            and list(tune.glob("trial_00000/checkpoint_*"))
-            and not (tune / "trial_00001").exists()
+            and list(tune.glob("mlp@digits-trial_00000/checkpoint_*"))
+            and not (tune / "mlp@digits-trial_00001").exists()
         ):
             os.kill(trials[0], signal.SIGKILL)
             killed = trials[0]

@@ -177,7 +177,7 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
     from bench.errors import BenchError
 
     # as if `bench run` had started this (GPU-less) local instance itself
-    monkeypatch.setattr(bench.runner, "connect", lambda address=None: True)
+    monkeypatch.setattr(bench.runner, "connect", lambda address=None, echo=None: True)
     config = validate_benchmark(
         tiny_benchmark(tmp_path, resources={"gpus_per_worker": 0.5}), source="t.yaml"
     )
@@ -193,9 +193,74 @@ def test_each_pairing_gets_its_models_resources(ray_session, tmp_path, tiny_benc
     raw = tiny_benchmark(tmp_path, model_resources={"simple_cnn": {"cpus_per_worker": 2}})
     config = validate_benchmark(raw, source="t.yaml")
     store = RunStore.create(str(tmp_path / "results"), "tiny")
-    jobs = {m: pairing_job(config, store, m, "digits", None) for m in config.models}
+    jobs = {m: pairing_job(config, store, m, "digits") for m in config.models}
     assert jobs["simple_cnn"].resources.cpus_per_worker == 2
     assert jobs["mlp"].resources.cpus_per_worker == 1
     # the session's cluster has 2 CPUs: one 2-CPU trial at a time, or two 1-CPU trials
     assert trial_slots(jobs["simple_cnn"].resources) == 1
     assert trial_slots(jobs["mlp"].resources) == 2
+
+
+def test_six_pairings_share_one_pool_of_trial_actors(ray_session, tmp_path, tiny_benchmark):
+    """One scheduler and one pool for the run: 6 pairings (2 models x 3 datasets) start no
+    more trial actor processes than the trials the cluster runs at once, and every refit runs
+    in one of them (no process of its own)."""
+    from bench.data.writers import write_image_tree
+    from bench.runner import run_benchmark, trial_slots
+
+    trees = [
+        write_image_tree(tmp_path / f"tree{i}", ("a", "b"), per_class=20, size=8, seed=i)
+        for i in range(3)
+    ]
+    raw = tiny_benchmark(
+        tmp_path,
+        datasets=[
+            {"name": "imagefolder", "path": str(t), "image_size": 8, "channels": 3} for t in trees
+        ],
+        budget={"epochs": 1, "batch_size": 16},
+    )
+    config = validate_benchmark(raw)
+    run = run_benchmark(config, echo=lambda line: None)
+    board = read(run, "leaderboard").to_pandas()
+    assert len(board) == 6 and set(board.status) == {"ok"}
+    folds = read(run, "folds").to_pandas()
+    assert len(folds) == 6 * 2 * 2  # pairings x trials x folds
+    slots = trial_slots(config.resources)
+    assert slots == 2  # the session's cluster: 2 CPUs, 1 CPU per trial
+    actors = set(folds.worker_pid)
+    assert 1 <= len(actors) <= slots, actors
+    assert set(board.refit_worker_pid) <= actors
+    splits = read(run, "splits").to_pandas()
+    assert sorted(splits.dataset.unique()) == sorted(f"imagefolder@tree{i}" for i in range(3))
+
+
+def test_asha_prunes_within_a_pairing_and_full_trials_complete(
+    ray_session, tmp_path, tiny_benchmark
+):
+    from bench.runner import run_benchmark
+
+    raw = tiny_benchmark(
+        tmp_path,
+        models=["mlp"],
+        search_space={"lr": {"type": "loguniform", "low": 1e-5, "high": 1e-1}},
+        search={
+            "trials": 5,
+            "seed": 1,
+            "sampler": "random",
+            "max_concurrent_trials": 1,
+            "asha": {"grace_period": 1, "reduction_factor": 2},
+        },
+        budget={"epochs": 4, "batch_size": 64, "patience": 0},
+    )
+    run = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
+    trials = read(run, "trials").to_pandas()
+    assert set(trials.status) == {"ok", "pruned"}, trials[["trial", "status", "score"]]
+    # a trial that ran every epoch completed (ASHA's last rung does not prune it)
+    assert (trials[trials.status == "ok"].epochs_run == 4).all()
+    assert (trials[trials.status == "pruned"].epochs_run < 4).all()
+    # only finished trials have fold rows; the refit used the best finished one
+    folds = read(run, "folds").to_pandas()
+    assert set(folds.trial) == set(trials[trials.status == "ok"].trial)
+    board = run.leaderboard[0]
+    assert board["num_pruned"] == (trials.status == "pruned").sum()
+    assert board["best_trial"] in set(trials[trials.status == "ok"].trial)

@@ -200,12 +200,14 @@ def cpu_figures(cpu: CpuSampler, available: float, plain_cpu: float) -> list[Fig
     if not cpu.available:
         return [Figure(SECTION, "CPU profile", math.nan, "", "skipped: no /proc here")]
     notes = {
-        "trial actors": "training, plus each actor's start and imports",
-        "other": "idle Ray workers, Progress actor, anything else on the machine",
+        "trial actors": "training and refits, plus each actor's start and imports",
+        "driver": "the search: Tune's controller, Optuna, dataset decoding, merging",
+        "other": "idle Ray workers, anything else on the machine",
     }
+    groups = cpu.by_group()
     figures = [
         Figure(SECTION, f"CPU: {group}", seconds, "CPU-s", notes.get(group, ""))
-        for group, seconds in cpu.by_group().items()
+        for group, seconds in groups.items()
     ]
     figures.append(
         Figure(
@@ -217,6 +219,15 @@ def cpu_figures(cpu: CpuSampler, available: float, plain_cpu: float) -> list[Fig
         )
     )
     figures.append(Figure(SECTION, "CPU: plain PyTorch", plain_cpu, "CPU-s", "its process"))
+    figures.append(
+        Figure(
+            SECTION,
+            "CPU: trials + driver / plain",
+            (groups["trial actors"] + groups["driver"]) / plain_cpu,
+            "x",
+            "training, refits and search against plain's; target <= 1.1",
+        )
+    )
     return figures
 
 

@@ -1,34 +1,53 @@
-"""On a GPU: ResNet-18 on CIFAR-sized images through bench versus a plain PyTorch loop at the
-same batch size and precision, GPU utilization while bench's trials run, and the throughput
-of four trials sharing one GPU (0.25 each) versus one trial holding it."""
+"""bench's trial code on a GPU against a plain PyTorch loop, with no Ray: ResNet-18 on
+CIFAR-sized images, k folds in lockstep and the refit (bench's `cross_validate_trial` and
+`refit_pairing`: autocast precision, channels_last, augmentation on the device, data resident
+on the GPU) versus a plain loop at the same batch size and precision; images/s of both and the
+GPU's utilization while bench's trial runs.
+
+    python -m bench.perf.gpu                    # on CUDA; --device cpu runs the same code
+
+It needs torch, torchvision, numpy, pydantic, PyYAML and scikit-learn (bench's metrics), not
+Ray or Optuna, so it runs on a machine with a GPU where Ray cannot be installed. `bench perf`
+adds the GPU-sharing figures, which need Ray (bench.perf.sweeps.gpu_sharing)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import ray
 import torch
 
-from bench.perf.figures import Figure
+from bench.perf.figures import Figure, format_table
 from bench.perf.sampling import PeriodicSampler
 
 SECTION = "5. GPU (ResNet-18, 32x32 RGB)"
 BATCH = 256
+# bench's trial with augmentation on the device, as a fine-tuning search would run it
+AUGMENT = {"hflip": 0.5, "translate": 0.1, "crop_scale": 0.8}
 
 
-def synthetic_cifar(n: int, seed: int = 0):
-    """ImageData of random 32x32 RGB images in 10 classes, two folds."""
+@dataclass(frozen=True)
+class GpuPlan:
+    images: int
+    epochs: int
+    folds: int = 2
+    shared_trials: int = 4  # trials sharing the device in bench perf, 1 / shared_trials each
+
+
+def synthetic_cifar(n: int, folds: int = 2, seed: int = 0):
+    """ImageData of random 32x32 RGB images in 10 classes with `folds` folds."""
     from bench.data.images import ImageData
     from bench.data.splits import fold_indices
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    y = rng.integers(0, 10, n).astype(np.int64)
+    y = (np.arange(n) % 10).astype(np.int64)
     return ImageData(
         name="cifar10",
         classes=[str(i) for i in range(10)],
@@ -37,7 +56,7 @@ def synthetic_cifar(n: int, seed: int = 0):
         test_x=x[:512],
         test_y=y[:512],
         official_test=True,
-        folds=fold_indices(y, 2, seed=seed),
+        folds=fold_indices(y, folds, seed=seed),
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
     )
@@ -111,81 +130,112 @@ def plain_images_per_second(
     return seen / elapsed
 
 
-def bench_sweep(data_ref, trials: int, gpus: float, epochs: int, workdir: str):
-    """(sweep wall, training samples, median per-fold samples/s) of ResNet-18 trials."""
-    from bench.config import validate_benchmark
-    from bench.perf.sweeps import run_sweep
-
-    config = validate_benchmark(
-        {
-            "name": f"perf-gpu-{trials}x{gpus}",
-            "models": ["resnet18"],
-            "datasets": ["cifar10"],
-            "search_space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}},
-            "search": {"trials": trials, "sampler": "random", "seed": 0},
-            "cv": {"folds": 2},
-            "budget": {"epochs": epochs, "batch_size": BATCH, "patience": 0},
-            "resources": {"gpus_per_worker": gpus, "cpus_per_worker": 1},
-            "output": workdir,
-        },
-        source="<bench perf>",
-    )
-    return run_sweep(config, data_ref, model="resnet18", dataset="cifar10")
-
-
 @dataclass(frozen=True)
-class GpuPlan:
-    images: int
-    epochs: int
-    shared_trials: int = 4  # trials sharing the device, each given 1 / shared_trials of it
+class TrialRates:
+    """Training images/s of bench's trial code: the median fold, and the refit."""
+
+    folds: float
+    refit: float
+    seconds: float  # the whole trial and refit, wall
 
 
-def measure(quick: bool, workdir: str, echo) -> list[Figure]:
-    if not torch.cuda.is_available():
-        return [Figure(SECTION, "skipped", math.nan, "", "no CUDA device on this machine")]
-    precision = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    plan = GpuPlan(images=10_000 if quick else 50_000, epochs=1 if quick else 3)
-    return compare(plan, torch.device("cuda"), precision, workdir, echo)
+def bench_trial_rates(
+    data, epochs: int, device: torch.device, precision: str, params: dict
+) -> TrialRates:
+    """bench's own CV trial (all folds in lockstep) and refit, exactly as a trial actor runs
+    them, minus Ray: the same PairingContext, loop, precision and channels_last choices."""
+    from bench.train.task import PairingContext, cross_validate_trial, refit_pairing
+
+    ctx = PairingContext(
+        run_id="gpu-check",
+        benchmark="gpu-check",
+        model="resnet18",
+        dataset="cifar10",
+        metric="accuracy",
+        epochs=epochs,
+        batch_size=BATCH,
+        patience=0,
+        seed=0,
+        precision=precision,
+    )
+    params = {"lr": 1e-3, **params}
+    started = time.perf_counter()
+    folds = cross_validate_trial(ctx, data, params, device)
+    refit = refit_pairing(ctx, data, params, epochs, device)
+    _synchronize(device)
+    return TrialRates(
+        statistics.median(f.samples_per_second for f in folds),
+        refit.samples_per_second,
+        time.perf_counter() - started,
+    )
 
 
 def compare(
-    plan: GpuPlan, device: torch.device, precision: torch.dtype | None, workdir: str, echo
+    plan: GpuPlan, device: torch.device, echo: Callable[[str], None] = print
 ) -> list[Figure]:
-    """The section's figures on `device` (bench's trials ask for GPUs only on CUDA; on a CPU
-    the same code runs, as the suite's smoke test does, with one CPU per trial)."""
+    """The Ray-free figures of the GPU section on `device` (any device: on a CPU the suite
+    runs the same code in float32)."""
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else "CPU"
-    data = synthetic_cifar(plan.images)
+    precision = None  # float32 on a CPU
+    if cuda:
+        precision = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    data = synthetic_cifar(plan.images, plan.folds)
     echo(f"  plain PyTorch loop on {name} ...")
     plain = plain_images_per_second(data, plan.epochs, precision, device)
-    data_ref = ray.put(data)
-    echo("  one bench trial holding the GPU ...")
+    echo(f"  bench's trial ({plan.folds} folds + refit) ...")
     with UtilizationSampler() as utilization:
-        one = bench_sweep(data_ref, 1, 1.0 if cuda else 0.0, plan.epochs, workdir)
-    shared = plan.shared_trials
-    echo(f"  {shared} bench trials sharing the GPU ({1 / shared:.2f} each) ...")
-    many = bench_sweep(data_ref, shared, 1 / shared if cuda else 0.0, plan.epochs, workdir)
-    bench_rate = statistics.median(one.samples_per_second)
+        trial = bench_trial_rates(data, plan.epochs, device, "auto", {})
+    echo("  bench's trial with augmentation on the device ...")
+    augmented = bench_trial_rates(data, plan.epochs, device, "auto", AUGMENT)
+    where = f"{name}, batch {BATCH}, {precision or 'fp32'}"
     return [
-        Figure(SECTION, "plain loop", plain, "img/s", f"{name}, batch {BATCH}, {precision}"),
-        Figure(SECTION, "bench trial", bench_rate, "img/s", "training steps, median fold"),
-        Figure(SECTION, "bench / plain", bench_rate / plain, "x", "target >= 0.9"),
+        Figure(SECTION, "plain loop", plain, "img/s", where),
+        Figure(SECTION, "bench trial", trial.folds, "img/s", "training steps, median fold"),
+        Figure(SECTION, "bench refit", trial.refit, "img/s", "training steps"),
+        Figure(SECTION, "bench / plain", trial.folds / plain, "x", "target >= 0.9"),
+        Figure(
+            SECTION,
+            "bench trial, augmented",
+            augmented.folds,
+            "img/s",
+            ", ".join(f"{k} {v}" for k, v in AUGMENT.items()) + " (on the device)",
+        ),
         Figure(
             SECTION,
             "GPU utilization",
             utilization.busy_mean(),
             "%",
-            "nvidia-smi during one trial; target >= 80",
-        ),
-        Figure(SECTION, "1 trial, whole GPU", one.throughput, "img/s", "samples / sweep wall"),
-        Figure(
-            SECTION,
-            f"{shared} trials x {1 / shared:.2f} GPU",
-            many.throughput,
-            "img/s",
-            "samples / sweep wall",
-        ),
-        Figure(
-            SECTION, "sharing gain", many.throughput / one.throughput, "x", f"{shared} vs 1 trial"
+            "nvidia-smi during bench's trial; target >= 80",
         ),
     ]
+
+
+def measure(quick: bool, echo) -> list[Figure]:
+    """bench perf's Ray-free part of section 5 (skipped without CUDA)."""
+    if not torch.cuda.is_available():
+        return [Figure(SECTION, "skipped", math.nan, "", "no CUDA device on this machine")]
+    return compare(plan_for(quick), torch.device("cuda"), echo)
+
+
+def plan_for(quick: bool) -> GpuPlan:
+    return GpuPlan(images=10_000 if quick else 50_000, epochs=1 if quick else 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.perf.gpu", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--images", type=int, default=plan_for(False).images)
+    parser.add_argument("--epochs", type=int, default=plan_for(False).epochs)
+    parser.add_argument("--folds", type=int, default=2)
+    args = parser.parse_args(argv)
+    plan = GpuPlan(images=args.images, epochs=args.epochs, folds=args.folds)
+    figures = compare(plan, torch.device(args.device))
+    print(format_table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

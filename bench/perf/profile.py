@@ -1,6 +1,8 @@
-"""Where the CPU went while bench ran: CPU seconds per kind of process (trial actors, refit
-tasks, search tasks, Ray's daemons, ...), read from /proc. A bench / plain gap on a small
-machine is made of these, not of the training loop (section 1 times that).
+"""Where the CPU and memory went while bench ran, read from /proc: CPU seconds per kind of
+process (trial actors, which also run the refits; bench's data shelf; Ray's daemons; the
+driver, which runs the search), the Ray worker processes started, and the machine's memory in
+use. A bench / plain gap on a small machine is made of these, not of the training loop
+(section 1 times that).
 
 Linux only (elsewhere the figures read as skipped). A process is sampled every half second,
 so one that starts and ends between two samples is missed; a worker is named by the last
@@ -17,8 +19,7 @@ PROC = Path("/proc")
 # (group, title prefixes of Ray workers, words in the command lines of Ray's daemons)
 GROUPS = (
     ("trial actors", ("ray::ImplicitFunc",), ()),
-    ("refit tasks", ("ray::refit_in_task",), ()),
-    ("search tasks", ("ray::search_pairing",), ()),
+    ("data shelf", ("ray::DataShelf",), ()),
     (
         "Ray daemons",
         ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray-dashboard"),
@@ -85,6 +86,45 @@ class CpuSampler(PeriodicSampler):
             group = "driver" if pid == own else _group_of(title)
             totals[group] += seconds
         return totals
+
+    def workers_started(self) -> int:
+        """Ray worker processes (titled `ray::...`, Ray's own agents aside) that appeared while
+        the block ran."""
+        return sum(
+            1
+            for pid, title in self.title.items()
+            if pid not in self.start_cpu
+            and title.startswith("ray::")
+            and _group_of(title) != "Ray daemons"
+        )
+
+
+class MemorySampler(PeriodicSampler):
+    """The machine's memory in use (MemTotal - MemAvailable, bytes): before the block and its
+    peak during it."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        super().__init__(interval)
+        self.available = (PROC / "meminfo").is_file()
+        self.start = self.peak = 0.0
+
+    def sample(self) -> None:
+        fields = {}
+        for line in (PROC / "meminfo").read_text().splitlines():
+            name, value = line.split(":", 1)
+            fields[name] = float(value.split()[0]) * 1024  # kB
+        self.peak = max(self.peak, fields["MemTotal"] - fields["MemAvailable"])
+
+    def __enter__(self) -> MemorySampler:
+        if self.available:
+            self.sample()
+            self.start = self.peak
+            super().__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            super().__exit__(*exc)
 
 
 def _group_of(title: str) -> str:

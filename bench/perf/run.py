@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.perf import baselines, gpu, pipeline, sweeps
+from bench.perf import baselines, gpu, pairings, pipeline, sweeps
 from bench.perf.figures import Figure, format_table, write_figures
 
 
@@ -27,6 +27,7 @@ class PerfPlan:
     naive_fits: int = 6
     tree_images: int = 5000
     pipeline_epochs: int = 5
+    pairing_counts: tuple[int, ...] = (2, 20, 100)  # tiny pairings per run (section 6)
 
 
 FULL = PerfPlan()
@@ -37,6 +38,7 @@ QUICK = PerfPlan(
     naive_fits=2,
     tree_images=2000,
     pipeline_epochs=3,
+    pairing_counts=(2, 6),
 )
 
 
@@ -47,6 +49,18 @@ def machine() -> str:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.node()}: {os.cpu_count()} CPUs, {device}, torch {torch.__version__}"
+
+
+def gpu_section(quick: bool, workdir: str, echo) -> list[Figure]:
+    """bench's trial code against a plain loop (no Ray; `python -m bench.perf.gpu` runs the
+    same), then trials sharing the GPU through `bench run`. Skipped without CUDA."""
+    import torch
+
+    figures = gpu.measure(quick, echo)
+    if torch.cuda.is_available():
+        plan = gpu.plan_for(quick)
+        figures += sweeps.gpu_sharing(plan.images, plan.epochs, plan.shared_trials, workdir, echo)
+    return figures
 
 
 def run_perf(
@@ -76,7 +90,9 @@ def run_perf(
         echo("input pipeline:")
         figures += pipeline.measure(plan.tree_images, plan.pipeline_epochs, workdir, echo)
         echo("GPU:")
-        figures += gpu.measure(quick, workdir, echo)
+        figures += gpu_section(quick, workdir, echo)
+        echo("scale in pairings:")
+        figures += pairings.measure(list(plan.pairing_counts), workdir, echo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures.sort(key=lambda f: f.section)

@@ -1,5 +1,5 @@
-"""Per-trial overhead and growth: real bench sweeps (the same Tune + Optuna search, trial
-function and Parquet parts as `bench run`) of small MLP trials on the embedded digits.
+"""Per-trial overhead and growth: real `bench run`s (the same Tune + Optuna search, trial
+function and Parquet parts) of one model, small MLP trials on the embedded digits.
 
 A trial's overhead is its wall time as Tune sees it (trial started -> trial complete) minus
 the time its training loop spent training and evaluating (the folds' train_seconds +
@@ -9,36 +9,15 @@ to the trials: (sweep wall x concurrent slots - loop seconds) / trials."""
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
-import ray
-from ray import tune
+import pyarrow.parquet as pq
 
 from bench.config import BenchmarkConfig, validate_benchmark
 from bench.perf.figures import Figure
-from bench.results.store import RunStore
 
 SECTION_OVERHEAD = "1. per-trial overhead (single-worker trials, digits, mlp)"
 SECTION_GROWTH = "4. growth with the number of trials"
-
-
-class TrialClock(tune.Callback):
-    """When Tune started and completed each trial (driver-side clock)."""
-
-    def __init__(self) -> None:
-        self.started: dict[str, float] = {}
-        self.completed: dict[str, float] = {}
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.started[trial.trial_id] = time.perf_counter()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.completed[trial.trial_id] = time.perf_counter()
-
-    def wall(self, trial_id: str) -> float:
-        return self.completed[trial_id] - self.started[trial_id]
 
 
 @dataclass
@@ -50,6 +29,7 @@ class Sweep:
     trial_seconds: dict[str, float] = field(default_factory=dict)  # trial id -> Tune wall
     samples_per_second: list[float] = field(default_factory=list)  # per fold, training steps
     samples: float = 0.0  # training samples over every trial and fold
+    refit_seconds: float = 0.0  # the refit's training: work, not overhead
 
     @property
     def throughput(self) -> float:
@@ -62,7 +42,8 @@ class Sweep:
 
     @property
     def amortized_overhead(self) -> float:
-        return (self.wall_seconds * self.slots - sum(self.loop_seconds.values())) / self.trials
+        work = sum(self.loop_seconds.values()) + self.refit_seconds
+        return (self.wall_seconds * self.slots - work) / self.trials
 
 
 def sweep_config(trials: int, epochs: int, folds: int, workdir: str) -> BenchmarkConfig:
@@ -81,47 +62,35 @@ def sweep_config(trials: int, epochs: int, folds: int, workdir: str) -> Benchmar
     )
 
 
-def run_sweep(
-    config: BenchmarkConfig, data_ref: Any, model: str = "mlp", dataset: str = "digits"
-) -> Sweep:
-    """One pairing's search, driven from this process, exactly as `bench run` drives it."""
-    from bench.runner import Progress, pairing_job, trial_slots
-    from bench.tune.search import SearchPlan, run_search
+def run_sweep(config: BenchmarkConfig) -> Sweep:
+    """One `bench run` of a one-model definition, its trials timed by Tune on the driver."""
+    from bench.runner import run_benchmark, trial_slots
+    from bench.tune.clock import TrialClock
 
-    store = RunStore.create(config.output, config.name)
-    job = pairing_job(config, store, model, dataset, data_ref)
     clock = TrialClock()
-    slots = trial_slots(job.resources)
-    plan = SearchPlan(config.space_for(model, dataset), config.search, slots, (clock,))
-    progress = Progress.remote({job.ctx.pairing: job.ctx.trials}, "max")
-    started = time.perf_counter()
-    results = run_search(job, plan, progress, [])
-    wall = time.perf_counter() - started
-    errors = [r.error for r in results if r.error]
+    summary = run_benchmark(config, echo=lambda line: None, callbacks=(clock,))
+    trials = pq.read_table(f"{summary.store.path}/trials.parquet").to_pylist()
+    errors = [t["error"] for t in trials if t["status"] != "ok"]
     if errors:
         raise RuntimeError(f"a perf sweep trial failed: {errors[0]}")
-    sweep = Sweep(config.search.trials, slots, wall)
-    for path in store.list(f"parts/folds/{job.part_name}"):
-        for row in store.read_table(path).to_pylist():
-            trial = row["trial_id"]
-            loop = row["train_seconds"] + row["eval_seconds"]
-            sweep.loop_seconds[trial] = sweep.loop_seconds.get(trial, 0.0) + loop
-            sweep.samples_per_second.append(row["samples_per_second"])
-            sweep.samples += row["samples_per_second"] * row["train_seconds"]
+    slots = trial_slots(config.resources_for(config.models[0]))
+    sweep = Sweep(config.search.trials, slots, summary.seconds)
+    for row in pq.read_table(f"{summary.store.path}/folds.parquet").to_pylist():
+        trial = row["trial_id"]
+        loop = row["train_seconds"] + row["eval_seconds"]
+        sweep.loop_seconds[trial] = sweep.loop_seconds.get(trial, 0.0) + loop
+        sweep.samples_per_second.append(row["samples_per_second"])
+        sweep.samples += row["samples_per_second"] * row["train_seconds"]
     sweep.trial_seconds = {t: clock.wall(t) for t in sweep.loop_seconds}
-    ray.kill(progress)
+    sweep.refit_seconds = sum(row["refit_seconds"] or 0.0 for row in summary.leaderboard)
     return sweep
 
 
 def measure(sizes: list[int], epochs: int, folds: int, workdir: str, echo) -> list[Figure]:
-    from bench.config import DatasetConfig
-    from bench.data import load_dataset
-
-    data_ref = ray.put(load_dataset(DatasetConfig(name="digits"), folds, 0.2, 0))
     sweeps = []
     for size in sizes:
         echo(f"  sweep of {size} trials ...")
-        sweeps.append(run_sweep(sweep_config(size, epochs, folds, workdir), data_ref))
+        sweeps.append(run_sweep(sweep_config(size, epochs, folds, workdir)))
     overheads = [o for s in sweeps for o in s.overheads]
     loops = [v for s in sweeps for v in s.loop_seconds.values()]
     trials = sum(s.trials for s in sweeps)
@@ -166,3 +135,51 @@ def measure(sizes: list[int], epochs: int, folds: int, workdir: str, echo) -> li
         )
     )
     return figures
+
+
+def gpu_sharing(
+    images: int, epochs: int, shared: int, workdir: str, echo, cuda: bool = True
+) -> list[Figure]:
+    """ResNet-18 trials through `bench run` on CIFAR-10 files written here: one trial holding
+    the GPU, then `shared` trials of 1/shared GPU each (on a CPU, one CPU per trial)."""
+    from pathlib import Path
+
+    from bench.data.writers import write_cifar10
+    from bench.perf.gpu import BATCH, SECTION
+
+    root = Path(workdir) / "cifar"
+    write_cifar10(root, per_batch=max(2, images // 5), test=512)
+    sweeps = {}
+    for trials in (1, shared):
+        echo(f"  {trials} bench trial(s) sharing the GPU ({1 / trials:.2f} each) ...")
+        gpus = 1 / trials if cuda else 0.0
+        sweeps[trials] = run_sweep(
+            validate_benchmark(
+                {
+                    "name": f"perf-gpu-{trials}",
+                    "models": ["resnet18"],
+                    "datasets": [{"name": "cifar10", "root": str(root)}],
+                    "search_space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-3}},
+                    "search": {"trials": trials, "sampler": "random", "seed": 0},
+                    "cv": {"folds": 2},
+                    "budget": {"epochs": epochs, "batch_size": BATCH, "patience": 0},
+                    "resources": {"gpus_per_worker": gpus, "cpus_per_worker": 1},
+                    "output": workdir,
+                },
+                source="<bench perf>",
+            )
+        )
+    one, many = sweeps[1], sweeps[shared]
+    return [
+        Figure(SECTION, "1 trial, whole GPU", one.throughput, "img/s", "samples / run wall"),
+        Figure(
+            SECTION,
+            f"{shared} trials x {1 / shared:.2f} GPU",
+            many.throughput,
+            "img/s",
+            "samples / run wall",
+        ),
+        Figure(
+            SECTION, "sharing gain", many.throughput / one.throughput, "x", f"{shared} vs 1 trial"
+        ),
+    ]

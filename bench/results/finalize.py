@@ -17,11 +17,13 @@ PARTS = {
     "epochs": "parts/epochs",
     "trials": "parts/trials_all",
     "predictions": "parts/predictions",
+    "splits": "parts/splits",  # one part per dataset, written when it is loaded
 }
 
 
 def merge_parts(store: RunStore) -> dict[str, pa.Table]:
-    """Write folds/epochs/trials/predictions/leaderboard.parquet from the parts; return them."""
+    """Write folds/epochs/trials/predictions/splits/leaderboard.parquet from the parts; return
+    them."""
     tables = {}
     for name, folder in PARTS.items():
         tables[name] = concat(name, [store.read_table(p) for p in store.list(folder)])

@@ -15,7 +15,7 @@ import pyarrow as pa
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_KEY = b"bench.schema_version"
 
 # Columns that identify a pairing in every table.
@@ -56,6 +56,7 @@ FOLDS = pa.schema(
         ("workers", pa.int64()),
         ("node_id", pa.string()),
         ("gpu_ids", pa.string()),  # comma-separated, empty on CPU
+        ("worker_pid", pa.int64()),  # the trial actor's process (actors are reused by trials)
     ]
 )
 
@@ -114,6 +115,7 @@ LEADERBOARD = pa.schema(
         ("refit_epochs", pa.int64()),
         ("refit_seconds", pa.float64()),
         ("refit_samples_per_second", pa.float64()),
+        ("refit_worker_pid", pa.int64()),  # the trial actor the refit ran in
         ("search_seconds", pa.float64()),
         ("wall_seconds", pa.float64()),
     ]

@@ -105,6 +105,10 @@ class RunStore:
     def write_json(self, relative: str, value: Any) -> None:
         self.write_text(relative, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
+    def read_json(self, relative: str) -> Any:
+        with self.fs.open_input_stream(self.file(relative)) as stream:
+            return json.loads(stream.read().decode())
+
     def write_table(
         self, name: str, rows: Iterable[Mapping[str, Any]], relative: str | None = None
     ) -> pa.Table:

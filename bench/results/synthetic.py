@@ -73,6 +73,7 @@ def write_synthetic_run(
                             "workers": 1,
                             "node_id": "node",
                             "gpu_ids": "",
+                            "worker_pid": 1000 + t % 2,
                         }
                     )
                     for e in range(1, epochs + 1):
@@ -146,6 +147,7 @@ def write_synthetic_run(
                     "refit_epochs": epochs,
                     "refit_seconds": 1.0,
                     "refit_samples_per_second": 1000.0,
+                    "refit_worker_pid": 1000,
                     "search_seconds": 10.0,
                     "wall_seconds": 11.0,
                 }

@@ -208,7 +208,7 @@ def record_trial(
     trial_id: str,
     params: Mapping[str, Any],
     outcomes: list[FoldOutcome],
-    placement: Mapping[str, str],
+    placement: Mapping[str, Any],
     wall_seconds: float,
 ) -> TrialRecord:
     ids = ctx.ids()
@@ -235,6 +235,7 @@ def record_trial(
                 "workers": ctx.workers,
                 "node_id": placement.get("node_id", ""),
                 "gpu_ids": placement.get("gpu_ids", ""),
+                "worker_pid": placement.get("worker_pid"),
             }
         )
         epoch_rows += history_rows(ctx, trial, "cv", outcome.history)

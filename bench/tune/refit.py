@@ -1,66 +1,93 @@
-"""The refit of a pairing's chosen configuration on the whole CV pool.
+"""A pairing's refit: the chosen configuration trained on the whole CV pool and scored once
+on the test split. It runs as a trial of the run's pool (a reused trial actor, or a
+TorchTrainer for a DDP pairing) as soon as the pairing's search ends.
 
-A CPU or single-GPU refit runs as one Ray task in a fresh worker process, so this module
-imports only torch and the training code: not Tune, Optuna or scikit-learn's model
-selection, whose imports would cost the refit's process seconds of CPU (on a small machine,
-time taken from trials still running)."""
+Its predictions and refit epochs are written as parts; its leaderboard fields go to
+`parts/refit/<pairing>.parquet`, which the driver completes with the search's counts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import Any
 
 import ray
 
-from bench.config import ResourcesConfig
-from bench.data.images import ImageData
+from bench.metrics import compute_metrics
+from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
-from bench.train.task import PairingContext, device_for, model_factory, refit_pairing
+from bench.train.task import device_for, history_rows, model_factory, prediction_rows, refit_pairing
+from bench.tune.jobs import REFIT, PairingJob
 
-if TYPE_CHECKING:
-    from bench.tune.trial import PairingJob
+REFIT_PARTS = "parts/refit"
 
 
-def refit(job: PairingJob, params: dict[str, Any], epochs: int) -> tuple[Any, int]:
-    """(RefitOutcome, parameter count) for the chosen configuration."""
-    r = job.resources
-    if r.distributed:
-        outcome, _ = run_distributed(
-            DistributedJob(job.ctx, job.data, params, "refit", epochs),
-            r.workers,
-            r.cpus_per_worker,
-            r.gpus_per_worker,
-            storage_path=RunStore(job.store_uri).url("ray_train"),
-            name=f"{job.part_name}-refit",
-            in_tune=False,
-        )
-        parameters = count_parameters(model_factory(job.ctx, ray.get(job.data), params)())
-        return outcome, parameters
-    task = ray.remote(refit_in_task).options(
-        num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker, max_retries=0
+def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dict) -> None:
+    """Train, predict the test split, write the refit's parts (nothing is returned: a result
+    holding per-class figures would bloat Tune's experiment state)."""
+    ctx, data, params = job.ctx, ray.get(data_ref), config["params"]
+    epochs = int(config["epochs"])
+    outcome, parameters = _refit(job, data_ref, store, params, epochs)
+    report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
+    store.write_table(
+        "predictions",
+        prediction_rows(ctx, data, outcome.test_proba),
+        f"parts/predictions/{job.part_name}.parquet",
     )
-    # The task gets the job's parts, not the PairingJob: unpickling that would import
-    # bench.tune.trial, and with it Ray Tune, in the refit's process. Ray hands the task
-    # the dataset itself (a top-level ObjectRef argument is resolved, zero-copy).
-    return ray.get(task.remote(job.ctx, job.data, job.resources, params, epochs))
+    store.write_table(
+        "epochs",
+        history_rows(ctx, int(config["trial"]), REFIT, outcome.history),
+        f"parts/epochs/{job.part_name}/refit.parquet",
+    )
+    fields = {
+        **ctx.ids(),
+        **{f"test_{k}": v for k, v in report.values.items()},
+        "test_metric_notes": report.notes_text(),
+        "test_per_class": dumps(report.per_class),
+        "test_confusion": dumps(report.confusion),
+        "classes": dumps(list(data.classes)),
+        "test_samples": len(data.test_y),
+        "num_params": parameters,
+        "refit_epochs": epochs,
+        "refit_seconds": outcome.train_seconds,
+        "refit_samples_per_second": outcome.samples_per_second,
+        "refit_worker_pid": os.getpid(),
+    }
+    store.write_table("leaderboard", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
 
 
-def refit_in_task(
-    ctx: PairingContext,
-    data: ImageData,
-    resources: ResourcesConfig,
-    params: dict[str, Any],
-    epochs: int,
+def _refit(
+    job: PairingJob, data_ref: Any, store: RunStore, params: dict[str, Any], epochs: int
 ) -> tuple[Any, int]:
-    """The body of the refit task: train, then return the outcome without the model."""
-    import torch
+    """(RefitOutcome, parameter count): in this actor, or through Ray Train for DDP."""
+    r, data = job.resources, ray.get(data_ref)
+    if not r.distributed:
+        outcome = refit_pairing(job.ctx, data, params, epochs, device_for(r))
+        return outcome, count_parameters(outcome.model)
+    outcome, _ = on_worker_group(job, data_ref, store, params, REFIT, "refit", epochs=epochs)
+    return outcome, count_parameters(model_factory(job.ctx, data, params)())
 
-    # As many torch threads as CPUs reserved, as in the trials: results depend on the
-    # thread count (reductions split differently), so it must not depend on how busy the
-    # cluster happens to be when the refit starts. Reruns with the same seed match.
-    torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
-    outcome = refit_pairing(ctx, data, params, epochs, device_for(resources))
-    parameters = count_parameters(outcome.model)
-    outcome.model = None
-    return outcome, parameters
+
+def on_worker_group(
+    job: PairingJob,
+    data_ref: Any,
+    store: RunStore,
+    params: dict[str, Any],
+    kind: str,
+    name: str,
+    epochs: int = 0,
+    in_tune: bool = False,
+) -> tuple[Any, dict[str, str]]:
+    """A CV trial (all folds) or a refit of a DDP pairing, fitted by one TorchTrainer whose
+    workers hold the pairing's resources: rank 0's (outcome, placement)."""
+    r = job.resources
+    return run_distributed(
+        DistributedJob(job.ctx, data_ref, dict(params), kind, epochs),
+        r.workers,
+        r.cpus_per_worker,
+        r.gpus_per_worker,
+        storage_path=store.url("ray_train"),
+        name=f"{job.part_name}-{name}",
+        in_tune=in_tune,
+    )

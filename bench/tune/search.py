@@ -1,255 +1,240 @@
-"""One pairing's search: a Tuner driven by Optuna (pruned trials told as pruned), then the
-refit of the best configuration on the whole CV pool, scored once on the test split."""
+"""Every pairing's search in one Tuner: one searcher holding one Optuna study per pairing, one
+scheduler with an ASHA per pairing, one pool of reused trial actors sized by the cluster, and
+each pairing's refit run in that pool as soon as its search ends.
+
+`SearchRun` is the run's driver-side state: which pairing runs next (longest first, each
+within its trial budget and concurrency), which datasets are loaded, what each trial's end
+means for its pairing, and the console's progress lines."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import contextlib
 import logging
-import math
 import os
-import time
-import warnings
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 import ray
+import ray.cloudpickle as cloudpickle
 from ray import tune
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
-from bench.config import AshaConfig, SearchConfig, SearchSpace
-from bench.metrics import compute_metrics, get_metric
-from bench.results.schema import dumps
+from bench.config import SearchConfig
+from bench.metrics import get_metric
 from bench.results.store import RunStore
-from bench.train.task import history_rows, prediction_rows, refit_epochs
-from bench.tune.refit import refit
-from bench.tune.space import DefineByRun, distributions, grid_size, make_sampler, warm_study
-from bench.tune.trial import (
-    CHECKPOINT_FILE,
-    COMPLETE_FLAG,
-    PairingJob,
-    TrialNamer,
-    cv_trial,
-    read_checkpoint,
-    trial_number,
+from bench.tune.datasets import DatasetPool
+from bench.tune.jobs import REFIT, TrialPlan, trial_dir_name
+from bench.tune.pairing import (
+    DONE,
+    REFIT_READY,
+    REFITTING,
+    SEARCHING,
+    SKIPPED,
+    PairingSearch,
 )
+from bench.tune.scheduling import (
+    LOOKAHEAD,
+    Capacity,
+    Demand,
+    PairingScheduler,
+    TrialResources,
+)
+from bench.tune.trial import run_trial
 
-logger = logging.getLogger(__name__)
+
+class SearchRun:
+    """The driver's side of a run's search, fed by Tune's searcher and callbacks."""
+
+    def __init__(
+        self,
+        pairings: Sequence[PairingSearch],
+        datasets: DatasetPool,
+        store: RunStore,
+        capacity: Capacity,
+        echo: Callable[[str], None],
+    ) -> None:
+        self.order = list(pairings)  # highest priority first
+        self.datasets, self.store, self.capacity, self.echo = datasets, store, capacity, echo
+        self.by_trial: dict[str, PairingSearch] = {}
+        self.shown: dict[str, str] = {}
+        for pairing in self.order:
+            if pairing.search_ended:  # a resumed pairing whose trials all finished before
+                self._finish_search(pairing)
+
+    # -- what Tune's searcher asks -----------------------------------------------------------
+
+    def next_trial(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next trial's config: a ready refit first, then a trial of the highest-priority
+        pairing that wants one; None to wait; FINISHED when nothing is left to hand out."""
+        for pairing in self.order:
+            if pairing.phase == REFIT_READY and self._has_data(pairing):
+                pairing.phase = REFITTING
+                return self._hand_out(trial_id, pairing, pairing.refit)
+        for pairing in self.order:
+            if not pairing.wants_trial():
+                continue
+            demand = Demand.of(pairing.job.resources)
+            if (
+                not self.capacity.allows(demand)
+                or self.capacity.held_back(demand)
+                or self._queued_before_a_refit(demand)
+            ):
+                return None  # strict priority: a lower pairing must not take its place
+            if self._has_data(pairing):
+                return self._hand_out(trial_id, pairing, pairing.ask(trial_id))
+        if all(p.phase in (REFITTING, DONE, SKIPPED) for p in self.order):
+            return Searcher.FINISHED
+        return None
+
+    def _queued_before_a_refit(self, demand: Demand) -> bool:
+        """A trial that could only queue must not queue ahead of the refit of a pairing whose
+        last trials run now, if their shapes differ: that refit could not reuse their actor
+        and would wait behind the queue. (A trial that starts at once never waits for it.)"""
+        if self.capacity.runs_now(demand):
+            return False
+        return any(p.search_finishing and Demand.of(p.job.resources) != demand for p in self.order)
+
+    def _hand_out(self, trial_id: str, pairing: PairingSearch, config: dict) -> dict[str, Any]:
+        self.by_trial[trial_id] = pairing
+        self.capacity.handed_out(trial_id, Demand.of(pairing.job.resources))
+        return config
+
+    def _has_data(self, pairing: PairingSearch) -> bool:
+        """Load the pairing's dataset if it is not loaded; a dataset that fails to load skips
+        its pairings (nothing is written for them, so a resume runs them)."""
+        key = pairing.job.dataset
+        if self.datasets.acquire(key):
+            return True
+        for other in self.order:
+            if other.job.dataset == key and other.phase in (SEARCHING, REFIT_READY):
+                other.phase = SKIPPED
+        self.echo(f"  dataset {key}: {self.datasets.failed[key]}")
+        return False
+
+    # -- what Tune's callbacks report --------------------------------------------------------
+
+    def trial_started(self, trial_id: str) -> None:
+        self.capacity.started(trial_id)
+
+    def trial_requeued(self, trial_id: str) -> None:
+        self.capacity.requeued(trial_id)
+
+    def trial_ended(self, trial: Any, error: str | None) -> None:
+        pairing = self.by_trial.pop(trial.trial_id)
+        self.capacity.ended(trial.trial_id)
+        if trial.config["kind"] == REFIT:
+            pairing.refit_ended(self.store, error)
+            self._pairing_done(pairing)
+        else:
+            pairing.trial_ended(trial.trial_id, trial.last_result or {}, error)
+            if pairing.search_ended:
+                self._finish_search(pairing)
+        self._show(pairing)
+
+    def _finish_search(self, pairing: PairingSearch) -> None:
+        pairing.finish_search(self.store)
+        if pairing.phase == DONE:
+            self._pairing_done(pairing)
+
+    def _pairing_done(self, pairing: PairingSearch) -> None:
+        self.datasets.release(pairing.job.dataset)
+
+    # -- the console -------------------------------------------------------------------------
+
+    def _show(self, pairing: PairingSearch) -> None:
+        line = progress_line(pairing)
+        if self.shown.get(pairing.name) != line:
+            self.echo(line)
+            self.shown[pairing.name] = line
+
+    @property
+    def data_errors(self) -> dict[str, str]:
+        return dict(self.datasets.failed)
 
 
-class PrunedAwareOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch tells Optuna COMPLETE for any trial whose last result has the metric,
-    so a trial stopped early by ASHA would enter TPE's model with a partial score. Here only a
-    trial that reported COMPLETE_FLAG counts as complete; one stopped early is PRUNED."""
+class RunSearcher(Searcher):
+    """Tune's search algorithm for the whole run: each suggestion is the next trial (or refit)
+    of whichever pairing `SearchRun` says should run next. Optuna is told how trials end by
+    SearchRun itself (it sees the errors), not through this class."""
+
+    def __init__(self, run: SearchRun) -> None:
+        # No metric for Tune to check on every result: a refit reports none.
+        super().__init__(metric=None, mode=None)
+        self.run = run
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        return self.run.next_trial(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        finished = bool(result) and bool(result.get(COMPLETE_FLAG))
-        super().on_trial_complete(trial_id, result if finished else None, error)
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        pass  # resuming reads the run's own files, not Tune's experiment state
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its config once (tuner.pkl, for Tuner.restore, which bench does not
+        # use): the run's state (studies, dataset refs) stays out of it.
+        return {**self.__dict__, "run": None}
 
 
-@dataclass(frozen=True)
-class SearchPlan:
-    space: SearchSpace
-    search: SearchConfig
-    max_concurrent_trials: int
-    callbacks: tuple[Any, ...] = ()  # extra Tune callbacks (bench perf times trials with one)
+def progress_line(pairing: PairingSearch) -> str:
+    """`  mlp@digits   trials 3/8 (1 pruned)  best CV f1_macro 0.9712  done: ok, test 0.9650`"""
+    state, metric = pairing.progress, pairing.metric
+    extra = ", ".join(f"{state[k]} {k}" for k in ("pruned", "failed") if state[k])
+    best = "-" if pairing.best_score is None else f"{pairing.best_score:.4f}"
+    line = f"  {pairing.name:<28} trials {state['done']}/{pairing.total}"
+    line += f" ({extra})" if extra else ""
+    line += f"  best CV {metric} {best}"
+    if pairing.phase == DONE:
+        test = "-" if pairing.test_score is None else f"{pairing.test_score:.4f}"
+        line += f"  done: {pairing.summary['status']}, test {test}"
+    return line
 
 
-@dataclass
-class PairingOutcome:
-    pairing: str
-    leaderboard: dict[str, Any]
-    trials: list[dict[str, Any]] = field(default_factory=list)
+class RunCallback(tune.Callback):
+    """Tune's trial events, passed to the run's state (callbacks see a failed trial's error,
+    which the searcher is not given)."""
 
+    def __init__(self, run: SearchRun) -> None:
+        self.run = run
 
-class ProgressCallback(tune.Callback):
-    """Tells the run's progress actor each time a trial of this pairing ends."""
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.run.trial_started(trial.trial_id)
 
-    def __init__(self, progress: Any, pairing: str) -> None:
-        self.progress, self.pairing = progress, pairing
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.run.trial_requeued(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        result = trial.last_result or {}
-        status = "ok" if result.get(COMPLETE_FLAG) else "pruned"
-        self.progress.trial_done.remote(self.pairing, status, result.get("score"))
+        self.run.trial_ended(trial, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.progress.trial_done.remote(self.pairing, "failed", None)
+        self.run.trial_ended(trial, trial_error(trial))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "run": None}  # see RunSearcher.__getstate__
 
 
-def make_scheduler(asha: AshaConfig | None, epochs: int, mode: str) -> Any:
-    if asha is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        time_attr="epoch",
-        metric="score",
-        mode=mode,
-        max_t=epochs,
-        grace_period=min(asha.grace_period, epochs),
-        reduction_factor=asha.reduction_factor,
-    )
-
-
-def trial_resources(job: PairingJob) -> dict[str, float]:
-    r = job.resources
-    if r.distributed:
-        # The trial function only drives a TorchTrainer whose workers reserve the real
-        # resources; Tune refuses an empty bundle, so it holds a token byte of memory.
-        return {"cpu": 0, "memory": 1}
-    return {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
+def trial_error(trial: Any) -> str:
+    """The root cause of a failed trial, on one line (Tune has just pickled it beside the
+    trial's files; its text form is the fallback)."""
+    path = trial.pickled_error_file
+    if path and os.path.isfile(path):
+        with open(path, "rb") as f:
+            return one_line(cloudpickle.load(f))
+    path = trial.error_file
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            lines = [line.strip() for line in f if line.strip()]
+        return (lines[-1] if lines else "unknown error")[:500]
+    return "the trial failed (no error recorded)"
 
 
-def finished_trials(job: PairingJob) -> list[dict[str, Any]]:
-    """Rows of the trials that already ran to the end (their parts exist): a resumed search
-    does not run them again."""
-    store = RunStore(job.store_uri)
-    rows = [
-        r
-        for p in store.list(f"parts/trials/{job.part_name}")
-        for r in store.read_table(p).to_pylist()
-    ]
-    return sorted(rows, key=lambda r: r["trial"])
-
-
-def interrupted_trials(job: PairingJob, prior: list[dict[str, Any]]) -> dict[str, str]:
-    """Trials of an interrupted run that saved a checkpoint but never finished: canonical
-    params JSON -> their newest readable checkpoint (run-relative). The params are read from
-    the checkpoint itself: Tune syncs a running trial's params.json only now and then."""
-    store = RunStore(job.store_uri)
-    done = {r["trial"] for r in prior}
-    found: dict[str, list[str]] = {}
-    for path in store.list("tune"):
-        parts = path.split("/")
-        if (
-            len(parts) != 5
-            or parts[-1] != CHECKPOINT_FILE
-            or not parts[1].startswith(job.part_name)
-            or not parts[2].startswith("trial_")
-        ):
-            continue
-        if trial_number(parts[2]) not in done:
-            found.setdefault("/".join(parts[:3]), []).append(path)
-    restarts = {}
-    for checkpoints in found.values():
-        for path in sorted(checkpoints, reverse=True):  # checkpoint_000007 before _000006
-            state = read_checkpoint(store, path)
-            if state is not None:
-                restarts[dumps(state["params"])] = path
-                break
-    return restarts
-
-
-def run_search(
-    job: PairingJob, plan: SearchPlan, progress: Any, prior: list[dict[str, Any]]
-) -> Any:
-    """Fit the pairing's Tuner for the trials still to run; returns the ResultGrid (empty when
-    every trial already finished)."""
-    mode = get_metric(plan.search.metric).mode
-    trials = job.ctx.trials
-    if plan.search.sampler == "grid":
-        trials = min(trials, grid_size(plan.space))  # the grid ends the study when exhausted
-    remaining = trials - len(prior)
-    if remaining <= 0:
-        return []
-    restarts = interrupted_trials(job, prior) if prior else {}
-    job = dataclasses.replace(job, restarts=restarts)
-    searched = distributions(plan.space)
-    storage, study_name = warm_study(
-        plan.space, mode, [(json.loads(r["params"]), r["score"]) for r in prior]
-    )
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 the legacy reporter stays silent
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna flags multivariate TPE as experimental
-        searcher = PrunedAwareOptunaSearch(
-            space=DefineByRun(plan.space),
-            metric="score",
-            mode=mode,
-            # A resumed search reseeds past its finished trials, or its startup phase would
-            # propose the very points the interrupted search already tried.
-            sampler=make_sampler(plan.search.sampler, plan.space, plan.search.seed + len(prior)),
-            storage=storage,
-            study_name=study_name,
-            # cut-off trials run again first, continuing from their checkpoints
-            points_to_evaluate=[
-                {k: v for k, v in json.loads(key).items() if k in searched} for key in restarts
-            ]
-            or None,
-        )
-    namer = TrialNamer(offset=1 + max((r["trial"] for r in prior), default=-1))
-    trainable = tune.with_parameters(cv_trial, job=job)
-    # Tune registers trainables by name per Ray job; concurrent pairings need distinct names
-    # or one pairing's trials would run another's job.
-    trainable.__name__ = f"cv_{job.part_name}"
-    trainable = tune.with_resources(trainable, trial_resources(job))
-    store = RunStore(job.store_uri)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=make_scheduler(plan.search.asha, job.ctx.epochs, mode),
-            num_samples=remaining,
-            max_concurrent_trials=plan.max_concurrent_trials or None,
-            trial_name_creator=namer,
-            trial_dirname_creator=namer,
-            # A fresh actor per trial costs a process start and the torch import (2-3 s on a
-            # small machine, 50x an MLP trial's training); reused actors pay it once per slot.
-            # Not with checkpoints: a resumed run's cut-off trial then lost its restart
-            # checkpoint (tests/test_resume.py), and checkpointed trials are long anyway.
-            reuse_actors=job.ctx.checkpoint_every == 0,
-        ),
-        run_config=tune.RunConfig(
-            # A resumed search is a new experiment beside the interrupted one.
-            name=f"{job.part_name}-from-{namer.offset}" if prior else job.part_name,
-            storage_path=store.url("tune"),
-            verbose=0,
-            callbacks=[ProgressCallback(progress, job.ctx.pairing), *plan.callbacks],
-            failure_config=tune.FailureConfig(max_failures=plan.search.retries),
-        ),
-    )
-    return tuner.fit()
-
-
-def trial_rows(job: PairingJob, results: Any) -> list[dict[str, Any]]:
-    """One row per trial: finished trials' rows from their parts, the others from Tune."""
-    store = RunStore(job.store_uri)
-    finished = {
-        row["trial"]: row
-        for path in store.list(f"parts/trials/{job.part_name}")
-        for row in store.read_table(path).to_pylist()
-    }
-    rows = []
-    for result in results:
-        number = trial_number(result.path)
-        trial_id = (result.metrics or {}).get("trial_id", "")
-        if number in finished:
-            rows.append(finished.pop(number))
-            continue
-        status = "failed" if result.error else "pruned"
-        last = result.metrics or {}
-        rows.append(
-            {
-                **job.ctx.ids(),
-                "trial": number,
-                "trial_id": trial_id,
-                "params": dumps(dict(result.config or {})),
-                "status": status,
-                "error": _one_line(result.error) if result.error else "",
-                "metric": job.ctx.metric,
-                "score": last.get("score", math.nan),
-                "epochs_run": last.get("epoch"),
-                "wall_seconds": last.get("time_total_s"),
-            }
-        )
-    rows += finished.values()  # trials an interrupted run finished before this search began
-    return sorted(rows, key=lambda r: r["trial"])
-
-
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     """The root cause's message, on one line."""
     cause = error
     for _ in range(8):  # Tune and Ray wrap the trial's own exception a few levels deep
@@ -262,85 +247,83 @@ def _one_line(error: BaseException) -> str:
     return (lines[-1] if lines else text)[:500]
 
 
-def best_trial(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
-    ok = [r for r in rows if r["status"] == "ok" and not math.isnan(r["score"])]
-    if not ok:
-        return None
-    sign = 1 if get_metric(metric).higher_is_better else -1
-    # Ties go to the earlier trial, so reruns with the same seed pick the same configuration.
-    return max(ok, key=lambda r: (sign * r["score"], -r["trial"]))
-
-
-def search_pairing(job: PairingJob, plan: SearchPlan, progress: Any) -> PairingOutcome:
-    """Search, refit and score one pairing; writes its parts and returns its leaderboard row."""
-    started = time.perf_counter()
-    store = RunStore(job.store_uri)
-    ctx = job.ctx
-    base = {**ctx.ids(), "metric": ctx.metric, "folds": len(ray.get(job.data).folds)}
-    prior = finished_trials(job)
-    for row in prior:
-        progress.trial_done.remote(ctx.pairing, "ok", row["score"])
+def run_search(
+    run: SearchRun,
+    plan: TrialPlan,
+    search: SearchConfig,
+    experiment: str,
+    reuse_actors: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> None:
+    """Fit the run's one Tuner until every pairing is done (or skipped)."""
+    cpus = ray.cluster_resources().get("CPU", 1)
+    os.environ.update(
+        {
+            "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0 the legacy reporter stays silent
+            # bench writes its own rows; Tune's per-result CSV/JSON files would cost the
+            # driver a write per epoch of every trial
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+            # Tune requests actors for at most this many queued trials; the searcher keeps
+            # the queue itself (LOOKAHEAD), so this must not cut it shorter
+            "TUNE_MAX_PENDING_TRIALS_PG": str(int(cpus * LOOKAHEAD) + 2),
+            # Ctrl-C raises KeyboardInterrupt here: bench merges what finished and prints the
+            # resume command (Tune's own handler would end the run as if it had completed)
+            "TUNE_DISABLE_SIGINT_HANDLER": "1",
+        }
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    mode = get_metric(search.metric).mode
+    trainable = tune.with_parameters(run_trial, plan=plan)
+    trainable.__name__ = "bench_trial"
+    resources = {name: job.resources for name, job in plan.jobs.items()}
+    trainable = tune.with_resources(trainable, TrialResources(resources))
+    epochs = {name: job.ctx.epochs for name, job in plan.jobs.items()}
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=RunSearcher(run),
+            scheduler=PairingScheduler(search.asha, epochs, mode),
+            num_samples=-1,  # the searcher says when the run is finished
+            trial_name_creator=lambda trial: trial_dir_name(trial.config),
+            trial_dirname_creator=lambda trial: trial_dir_name(trial.config),
+            # A fresh actor per trial costs a process start and the torch import (2-3 s on a
+            # small machine, 50x an MLP trial's training); reused actors pay it once per slot.
+            reuse_actors=reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=experiment,
+            storage_path=run.store.url("tune"),
+            verbose=0,
+            callbacks=[RunCallback(run), *callbacks],
+            failure_config=tune.FailureConfig(max_failures=search.retries),
+        ),
+    )
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    # A failed trial is recorded in trials.parquet with its error; Tune would also print its
+    # whole traceback on the console.
+    tune_logger.setLevel(logging.CRITICAL)
     try:
-        results = run_search(job, plan, progress, prior)
-        rows = trial_rows(job, results)
-    except Exception as exc:  # a broken pairing must not sink the other pairings
-        logger.exception("search of %s failed", ctx.pairing)
-        row = {**base, "status": "failed", "error": _one_line(exc), "num_trials": 0}
-        store.write_table("leaderboard", [row], f"parts/leaderboard/{job.part_name}.parquet")
-        return PairingOutcome(ctx.pairing, row)
-    search_seconds = time.perf_counter() - started
-    store.write_table("trials", rows, f"parts/trials_all/{job.part_name}.parquet")
-    counts = {
-        "num_trials": len(rows),
-        "num_failed": sum(r["status"] == "failed" for r in rows),
-        "num_pruned": sum(r["status"] == "pruned" for r in rows),
-        "search_seconds": search_seconds,
-    }
-    best = best_trial(rows, ctx.metric)
-    if best is None:
-        errors = sorted({r["error"] for r in rows if r["error"]})
-        reason = errors[0] if errors else "every trial was pruned"
-        row = {**base, **counts, "status": "failed", "error": f"no trial finished: {reason}"}
-    else:
-        row = {**base, **counts, **_refit_and_score(job, best, store)}
-    row["wall_seconds"] = time.perf_counter() - started
-    store.write_table("leaderboard", [row], f"parts/leaderboard/{job.part_name}.parquet")
-    progress.pairing_done.remote(ctx.pairing, row.get("status"), row.get(f"test_{ctx.metric}"))
-    return PairingOutcome(ctx.pairing, row, rows)
+        with steady_working_directory():
+            tuner.fit()
+    finally:
+        tune_logger.setLevel(level)
 
 
-def _refit_and_score(job: PairingJob, best: dict[str, Any], store: RunStore) -> dict[str, Any]:
-    ctx, data = job.ctx, ray.get(job.data)
-    params = json.loads(best["params"])
-    folds = store.read_table(f"parts/folds/{job.part_name}/{best['trial']:05d}.parquet")
-    folds = folds.to_pylist()  # the part holds exactly this trial's folds
-    epochs = refit_epochs(folds, ctx.epochs)
-    outcome, parameters = refit(job, params, epochs)
-    report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
-    store.write_table(
-        "predictions",
-        prediction_rows(ctx, data, outcome.test_proba),
-        f"parts/predictions/{job.part_name}.parquet",
-    )
-    store.write_table(
-        "epochs",
-        history_rows(ctx, best["trial"], "refit", outcome.history),
-        f"parts/epochs/{job.part_name}/refit.parquet",
-    )
-    return {
-        "status": "ok",
-        "error": "",
-        "best_trial": best["trial"],
-        "best_params": best["params"],
-        **{k: v for k, v in best.items() if k.startswith("cv_")},
-        **{f"test_{k}": v for k, v in report.values.items()},
-        "test_metric_notes": report.notes_text(),
-        "test_per_class": dumps(report.per_class),
-        "test_confusion": dumps(report.confusion),
-        "classes": dumps(list(data.classes)),
-        "test_samples": len(data.test_y),
-        "num_params": parameters,
-        "refit_epochs": epochs,
-        "refit_seconds": outcome.train_seconds,
-        "refit_samples_per_second": outcome.samples_per_second,
-    }
+@contextlib.contextmanager
+def steady_working_directory():
+    """Run in a folder that outlives the Tuner. Tune reads its experiment's files through
+    paths relative to the working directory, and a Ray Job's working directory can be removed
+    while it runs (seen with two nodes sharing one machine's /tmp/ray: the second node's agent
+    deleted the job's unpacked working_dir when its trial actors ended)."""
+    try:
+        previous = os.getcwd()
+    except FileNotFoundError:
+        previous = None
+    with tempfile.TemporaryDirectory(prefix="bench-driver-") as folder:
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, TypeError):
+                os.chdir(previous)

@@ -1,4 +1,5 @@
-"""Search space (config.ParamSpec) -> an Optuna define-by-run function and a seeded sampler."""
+"""Search space (config.ParamSpec) -> Optuna: parameters drawn by a trial, a seeded sampler, a
+study warm-started with the trials a resumed run already finished."""
 
 from __future__ import annotations
 
@@ -22,20 +23,10 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
     return spec.value
 
 
-class DefineByRun:
-    """The function OptunaSearch calls per trial (a class so Tune can pickle it with its
-    searcher state); fixed values come back as constants."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = dict(space)
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        fixed = {}
-        for name, spec in self.space.items():
-            value = suggest(trial, name, spec)
-            if spec.type == "fixed":
-                fixed[name] = value
-        return fixed
+def sample_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """One configuration of `space` drawn by an Optuna trial (ask/tell, define-by-run): the
+    searched parameters as the sampler proposes them, the fixed ones as given."""
+    return {name: suggest(trial, name, spec) for name, spec in space.items()}
 
 
 def grid_size(space: SearchSpace) -> int:
@@ -67,13 +58,17 @@ def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDist
     return out
 
 
-def warm_study(space: SearchSpace, mode: str, finished: list[tuple[dict[str, Any], float]]):
-    """(storage, study name) of an in-memory study that already holds `finished` trials as
-    complete, so a resumed OptunaSearch keeps what the interrupted one learned."""
-    storage = optuna.storages.InMemoryStorage()
-    name = "bench"
+def warm_study(
+    space: SearchSpace,
+    mode: str,
+    sampler: optuna.samplers.BaseSampler,
+    finished: list[tuple[dict[str, Any], float]],
+) -> optuna.Study:
+    """An in-memory study that already holds `finished` trials as complete, so a resumed
+    search keeps what the interrupted one learned."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created
     study = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize" if mode == "max" else "minimize"
+        sampler=sampler, direction="maximize" if mode == "max" else "minimize"
     )
     dists = distributions(space)
     for params, value in finished:
@@ -83,4 +78,4 @@ def warm_study(space: SearchSpace, mode: str, finished: list[tuple[dict[str, Any
                 params=searched, distributions={k: dists[k] for k in searched}, value=value
             )
         )
-    return storage, name
+    return study

@@ -1,7 +1,8 @@
-"""The Tune trial: one hyperparameter configuration scored by k-fold cross-validation.
+"""The one Tune trainable of a run: a CV trial (one configuration of one pairing scored by
+k-fold cross-validation) or a pairing's refit, both in the run's pool of reused trial actors.
 
-A single-worker trial trains in its own trial actor (no worker-group start); a multi-worker
-trial, or one whose config asks for it, fits a TorchTrainer. Both write identical rows."""
+A single-worker trial trains in its trial actor (no worker-group start); a multi-worker trial,
+or one whose pairing asks for it, fits a TorchTrainer. Both write identical rows."""
 
 from __future__ import annotations
 
@@ -10,83 +11,45 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 import torch
 from ray import tune
 
-from bench.config import ResourcesConfig
 from bench.results.schema import dumps
 from bench.results.store import RunStore
-from bench.train.ray_train import DistributedJob, placement, run_distributed
-from bench.train.task import (
-    PairingContext,
-    cross_validate_trial,
-    device_for,
-    record_trial,
-    reported_score,
-)
-
-COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
+from bench.train.ray_train import placement
+from bench.train.task import cross_validate_trial, device_for, record_trial, reported_score
+from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, TrialPlan
+from bench.tune.refit import on_worker_group, refit_and_score
 
 
-@dataclass(frozen=True)
-class PairingJob:
-    """Everything the trials and the refit of one (model, dataset) pairing need."""
-
-    ctx: PairingContext
-    data: Any  # ObjectRef of the dataset's ImageData (put once per dataset)
-    resources: ResourcesConfig
-    store_uri: str
-    # Resumed runs: params (canonical JSON) of trials a killed run left unfinished -> the
-    # run-relative path of their last readable checkpoint, to continue from.
-    restarts: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def part_name(self) -> str:
-        """The pairing as a file-name-safe string."""
-        return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in self.ctx.pairing)
+def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
+    """The Tune function trainable: config names the pairing, the kind and the params."""
+    job = plan.jobs[config["pairing"]]
+    # Threads = CPUs reserved, for trials and refits alike: results depend on the thread
+    # count (reductions split differently), so it must not depend on how busy the node is.
+    torch.set_num_threads(max(1, int(job.resources.cpus_per_worker)))
+    data_ref = plan.dataset_ref(job.dataset)
+    store = RunStore(plan.store_uri)
+    if config["kind"] == REFIT:
+        refit_and_score(job, data_ref, store, config)
+        tune.report({COMPLETE_FLAG: True})
+    else:
+        cv_trial(job, data_ref, store, config)
 
 
-class TrialNamer:
-    """Tune's trial_name_creator / trial_dirname_creator: `trial_00004` for the 5th trial the
-    searcher created (0-based like Optuna's numbers; Tune's own ids are random hex). A resumed
-    search starts counting after the trials that already finished."""
-
-    def __init__(self, offset: int = 0) -> None:
-        self.offset = offset
-
-    def __call__(self, trial: Any) -> str:
-        counter = int(trial.experiment_tag.split("_", 1)[0])
-        return f"trial_{self.offset + counter - 1:05d}"
-
-
-def trial_number(name: str) -> int:
-    return int(name.rstrip("/").rsplit("/", 1)[-1].removeprefix("trial_"))
-
-
-def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
-    """The Tune function trainable."""
+def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, Any]) -> None:
     started = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
-    ctx, resources, store = job.ctx, job.resources, RunStore(job.store_uri)
-    data = ray.get(job.data)
+    ctx, resources, params = job.ctx, job.resources, config["params"]
+    data = ray.get(data_ref)
     restored = None  # DDP trials restart from their first epoch
     if resources.distributed:
-        outcomes, where = run_distributed(
-            DistributedJob(ctx, job.data, dict(params), "cv"),
-            resources.workers,
-            resources.cpus_per_worker,
-            resources.gpus_per_worker,
-            storage_path=store.url("ray_train"),
-            name=f"{job.part_name}-{trial_id}",
-            in_tune=True,
-        )
+        outcomes, where = on_worker_group(job, data_ref, store, params, CV, trial_id, in_tune=True)
     else:
-        torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
-        restored = load_checkpoint() or load_restart(job, params)
+        restored = load_checkpoint() or load_restart(job, store, params)
 
         def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
             metrics = {"score": reported_score(ctx.metric, loop_score), "epoch": epoch}
@@ -99,7 +62,8 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
             ctx, data, params, device_for(resources), on_epoch, resume_from=restored
         )
         where = placement()
-    trial = trial_number(tune.get_context().get_trial_name())
+    where["worker_pid"] = os.getpid()  # the trial actor's process (the pool's, reused)
+    trial = int(config["trial"])
     record = record_trial(
         ctx, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
     )
@@ -115,9 +79,6 @@ def cv_trial(params: dict[str, Any], job: PairingJob) -> None:
             COMPLETE_FLAG: True,
         }
     )
-
-
-CHECKPOINT_FILE = "cv_state.pt"
 
 
 def report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:
@@ -138,10 +99,10 @@ def load_checkpoint() -> dict[str, Any] | None:
         return torch.load(os.path.join(folder, CHECKPOINT_FILE), weights_only=True)
 
 
-def load_restart(job: PairingJob, params: dict[str, Any]) -> dict[str, Any] | None:
+def load_restart(job: PairingJob, store: RunStore, params: dict[str, Any]) -> dict | None:
     """The last checkpoint of the same configuration in the interrupted run, if any."""
     relative = job.restarts.get(dumps(dict(params)))
-    return read_checkpoint(RunStore(job.store_uri), relative) if relative else None
+    return read_checkpoint(store, relative) if relative else None
 
 
 def read_checkpoint(store: RunStore, relative: str) -> dict[str, Any] | None:

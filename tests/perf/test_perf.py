@@ -33,21 +33,28 @@ def test_every_section_reports_positive_figures(quick_perf):
         ("2.", "bench / plain"),
         ("2.", "naive / bench"),
         ("2.", "CPU: trial actors"),
-        ("2.", "CPU: search tasks"),
-        ("2.", "CPU: refit tasks"),
+        ("2.", "CPU: driver"),
         ("2.", "CPU: plain PyTorch"),
+        ("2.", "CPU: trials + driver / plain"),
         ("3.", "bench, first trial"),
         ("3.", "plain ImageFolder + DataLoader"),
         ("3.", "bench / plain"),
         ("4.", "8 trials"),
         ("4.", "16 trials"),
         ("4.", "32 trials"),
+        ("6.", "2 pairings: wall"),
+        ("6.", "6 pairings: per pairing"),
+        ("6.", "6 pairings: peak memory"),
+        ("6.", "6 pairings: trial actors"),
+        ("6.", "peak memory 6 vs 2"),
     ]
     for key in expected:
         assert key in by_name, key
         assert math.isfinite(by_name[key]) and by_name[key] > 0, key
     # every overhead is a difference of two timings of the same trials: never above the wall
     assert by_name[("1.", "median")] <= by_name[("1.", "max")]
+    # one pool of trial actors for the run: no more than the 2-CPU session runs at once
+    assert by_name[("6.", "6 pairings: trial actors")] <= 2
 
 
 def test_the_table_is_printed_and_saved(quick_perf):
@@ -56,7 +63,7 @@ def test_the_table_is_printed_and_saved(quick_perf):
     assert len(table) == len(figures)
     assert {row["mode"] for row in table} == {"quick"}
     assert "per-trial overhead" in printed and "sweep ratio" in printed
-    assert "input pipeline" in printed and "GPU" in printed
+    assert "input pipeline" in printed and "GPU" in printed and "scale in pairings" in printed
 
 
 def test_format_table_groups_by_section():

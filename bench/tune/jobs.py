@@ -1,0 +1,62 @@
+"""What a run's trials are told: each pairing's job, the plan every trial actor receives once,
+and the names of trials, their kinds and their folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from bench.config import ResourcesConfig
+from bench.train.task import PairingContext
+
+COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
+CV, REFIT = "cv", "refit"  # the two kinds of trial (config["kind"])
+CHECKPOINT_FILE = "cv_state.pt"
+
+
+@dataclass(frozen=True)
+class PairingJob:
+    """What the trials and the refit of one (model, dataset) pairing need besides their
+    hyperparameters. Its dataset comes from the run's shelf, loaded when the pairing starts."""
+
+    ctx: PairingContext
+    resources: ResourcesConfig
+    dataset: str  # the dataset's key in the definition
+    # Resumed runs: params (canonical JSON) of trials a killed run left unfinished -> the
+    # run-relative path of their last readable checkpoint, to continue from.
+    restarts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def part_name(self) -> str:
+        """The pairing as a file-name-safe string."""
+        return part_name(self.ctx.pairing)
+
+
+def part_name(pairing: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in pairing)
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of a run needs, handed to the trial actors once (tune.with_parameters)."""
+
+    store_uri: str
+    jobs: dict[str, PairingJob]  # pairing -> its job
+    shelf: Any  # the run's DataShelf actor: dataset key -> ObjectRef of its ImageData
+
+    def dataset_ref(self, key: str) -> Any:
+        (ref,) = ray.get(self.shelf.get.remote(key))
+        return ref
+
+
+def trial_dir_name(config: dict[str, Any]) -> str:
+    """`mlp@digits-trial_00004` for the pairing's 5th trial (0-based like Optuna's numbers),
+    `mlp@digits-refit` for its refit: Tune's trial name and folder under the run's tune/."""
+    name = part_name(config["pairing"])
+    return f"{name}-refit" if config["kind"] == REFIT else f"{name}-trial_{config['trial']:05d}"
+
+
+def trial_number(dir_name: str) -> int:
+    return int(dir_name.rstrip("/").rsplit("/", 1)[-1].rsplit("-trial_", 1)[-1])

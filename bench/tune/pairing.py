@@ -1,0 +1,236 @@
+"""One pairing's search as the run's driver keeps it: an Optuna study asked and told directly
+(pruned trials told as pruned), the pairing's trial budget, the trials it handed out and how
+they ended, then its refit and its leaderboard row.
+
+The trial actors write the rows of trials that finish (their parts); this side writes the rows
+only it knows: failed and pruned trials, the pairing's trial list and its leaderboard row."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from bench.config import SearchConfig, SearchSpace
+from bench.metrics import get_metric
+from bench.results.schema import dumps
+from bench.results.store import RunStore
+from bench.train.task import refit_epochs
+from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
+from bench.tune.refit import REFIT_PARTS
+from bench.tune.space import distributions, grid_size, make_sampler, sample_params, warm_study
+from bench.tune.trial import read_checkpoint
+
+# A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written).
+SEARCHING, REFIT_READY, REFITTING, DONE = "searching", "refit ready", "refitting", "done"
+SKIPPED = "skipped"
+
+
+@dataclass
+class HandedOut:
+    """A CV trial given to Tune and not yet ended."""
+
+    number: int
+    params: dict[str, Any]
+    optuna_trial: optuna.trial.Trial
+
+
+class PairingSearch:
+    """The driver's record of one pairing, from its first trial to its leaderboard row."""
+
+    def __init__(
+        self,
+        job: PairingJob,
+        space: SearchSpace,
+        search: SearchConfig,
+        folds: int,
+        live_cap: int,
+        prior: list[dict[str, Any]],
+    ) -> None:
+        self.job, self.space, self.folds, self.live_cap = job, space, folds, live_cap
+        self.metric = search.metric
+        trials = job.ctx.trials
+        if search.sampler == "grid":
+            trials = min(trials, grid_size(space))  # a grid has only so many points
+        self.total, self.budget = trials, max(0, trials - len(prior))
+        # A resumed search reseeds past its finished trials, or its startup phase would
+        # propose the very points the interrupted search already tried.
+        sampler = make_sampler(search.sampler, space, search.seed + len(prior))
+        finished = [(json.loads(r["params"]), r["score"]) for r in prior]
+        self.study = warm_study(space, get_metric(self.metric).mode, sampler, finished)
+        searched = distributions(space)
+        for key in job.restarts:  # cut-off trials run again first, from their checkpoints
+            self.study.enqueue_trial({k: v for k, v in json.loads(key).items() if k in searched})
+        self.next_number = 1 + max((r["trial"] for r in prior), default=-1)
+        self.handed, self.live = 0, {}
+        self.ended_rows: list[dict[str, Any]] = []  # failed / pruned trials of this session
+        self.progress = {"done": len(prior), "pruned": 0, "failed": 0}
+        self.best_score = _best_score([r["score"] for r in prior], self.metric)
+        self.phase, self.refit, self.summary = SEARCHING, None, {}
+        self.started: float | None = None
+        self.test_score: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.job.ctx.pairing
+
+    def wants_trial(self) -> bool:
+        within = self.handed < self.budget and len(self.live) < self.live_cap
+        return self.phase == SEARCHING and within
+
+    @property
+    def search_finishing(self) -> bool:
+        """Every trial handed out, some still running: the refit comes next."""
+        return self.phase == SEARCHING and self.handed >= self.budget and bool(self.live)
+
+    @property
+    def search_ended(self) -> bool:
+        return self.phase == SEARCHING and self.handed >= self.budget and not self.live
+
+    def ask(self, trial_id: str) -> dict[str, Any]:
+        """The next CV trial's config (Tune's trial config: pairing, kind, number, params)."""
+        self.started = self.started or time.perf_counter()
+        trial = self.study.ask()
+        params = sample_params(trial, self.space)
+        number, self.next_number = self.next_number, self.next_number + 1
+        self.handed += 1
+        self.live[trial_id] = HandedOut(number, params, trial)
+        return {"pairing": self.name, "kind": CV, "trial": number, "params": params}
+
+    def trial_ended(self, trial_id: str, result: dict[str, Any], error: str | None) -> str:
+        """Tell Optuna how a CV trial ended; keep the row of one that wrote no parts."""
+        handed = self.live.pop(trial_id)
+        states = optuna.trial.TrialState
+        score = result.get("score", math.nan)
+        if error is not None:
+            status = "failed"
+            self.study.tell(handed.optuna_trial, state=states.FAIL)
+        elif result.get(COMPLETE_FLAG):
+            status = "ok"
+            self.study.tell(handed.optuna_trial, score)
+            self.best_score = _best_score([self.best_score, score], self.metric)
+        else:  # stopped early by ASHA: its last score is partial, not a finished value
+            status = "pruned"
+            self.study.tell(handed.optuna_trial, state=states.PRUNED)
+        self.progress["done"] += 1
+        if status != "ok":
+            self.progress[status] += 1
+            self.ended_rows.append(
+                {
+                    **self.job.ctx.ids(),
+                    "trial": handed.number,
+                    "trial_id": trial_id,
+                    "params": dumps(handed.params),
+                    "status": status,
+                    "error": error or "",
+                    "metric": self.metric,
+                    "score": score,
+                    "epochs_run": result.get("epoch"),
+                    "wall_seconds": result.get("time_total_s"),
+                }
+            )
+        return status
+
+    def finish_search(self, store: RunStore) -> None:
+        """Write the pairing's trial list; choose its best trial and queue the refit, or end the
+        pairing as failed when no trial finished."""
+        part = self.job.part_name
+        rows = sorted(finished_trials(store, part) + self.ended_rows, key=lambda r: r["trial"])
+        store.write_table("trials", rows, f"parts/trials_all/{part}.parquet")
+        now = time.perf_counter()
+        self.summary = {
+            **self.job.ctx.ids(),
+            "metric": self.metric,
+            "folds": self.folds,
+            "num_trials": len(rows),
+            "num_failed": sum(r["status"] == "failed" for r in rows),
+            "num_pruned": sum(r["status"] == "pruned" for r in rows),
+            "search_seconds": now - (self.started or now),
+        }
+        best = best_trial(rows, self.metric)
+        if best is None:
+            errors = sorted({r["error"] for r in rows if r["error"]})
+            reason = errors[0] if errors else "every trial was pruned"
+            self._end(store, {"status": "failed", "error": f"no trial finished: {reason}"})
+            return
+        folds = store.read_table(f"parts/folds/{part}/{best['trial']:05d}.parquet").to_pylist()
+        self.summary.update(
+            best_trial=best["trial"],
+            best_params=best["params"],
+            **{k: v for k, v in best.items() if k.startswith("cv_")},
+        )
+        epochs = refit_epochs(folds, self.job.ctx.epochs)
+        self.refit = {
+            "pairing": self.name,
+            "kind": REFIT,
+            "trial": best["trial"],
+            "params": json.loads(best["params"]),
+            "epochs": epochs,
+        }
+        self.phase = REFIT_READY
+
+    def refit_ended(self, store: RunStore, error: str | None) -> None:
+        """Complete the leaderboard row with the refit's test scores (or its failure)."""
+        if error is not None:
+            self._end(store, {"status": "failed", "error": f"refit failed: {error}"})
+            return
+        (fields,) = store.read_table(f"{REFIT_PARTS}/{self.job.part_name}.parquet").to_pylist()
+        fields = {k: v for k, v in fields.items() if v is not None}
+        self.test_score = fields.get(f"test_{self.metric}")
+        self._end(store, {**fields, "status": "ok", "error": ""})
+
+    def _end(self, store: RunStore, outcome: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        row = {**self.summary, **outcome, "wall_seconds": now - (self.started or now)}
+        store.write_table("leaderboard", [row], f"parts/leaderboard/{self.job.part_name}.parquet")
+        self.summary, self.phase = row, DONE
+
+
+def _best_score(scores: list[float | None], metric: str) -> float | None:
+    finite = [s for s in scores if s is not None and not math.isnan(s)]
+    if not finite:
+        return None
+    return max(finite) if get_metric(metric).higher_is_better else min(finite)
+
+
+def best_trial(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    ok = [r for r in rows if r["status"] == "ok" and not math.isnan(r["score"])]
+    if not ok:
+        return None
+    sign = 1 if get_metric(metric).higher_is_better else -1
+    # Ties go to the earlier trial, so reruns with the same seed pick the same configuration.
+    return max(ok, key=lambda r: (sign * r["score"], -r["trial"]))
+
+
+def finished_trials(store: RunStore, part: str) -> list[dict[str, Any]]:
+    """Rows of the pairing's trials that ran to the end (their parts exist): a resumed search
+    does not run them again."""
+    rows = [r for p in store.list(f"parts/trials/{part}") for r in store.read_table(p).to_pylist()]
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def interrupted_trials(store: RunStore, prior: dict[str, set[int]]) -> dict[str, dict[str, str]]:
+    """Trials of an interrupted run that saved a checkpoint but never finished, per pairing
+    (part name): canonical params JSON -> their newest readable checkpoint (run-relative).
+    `prior` holds each pairing's finished trial numbers. The params are read from the
+    checkpoint itself: Tune writes a running trial's own files only now and then."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for path in store.list("tune"):  # tune/<experiment>/<pairing>-trial_N/checkpoint_M/file
+        parts = path.split("/")
+        if len(parts) != 5 or parts[-1] != CHECKPOINT_FILE or "-trial_" not in parts[2]:
+            continue
+        pairing = parts[2].rsplit("-trial_", 1)[0]
+        if pairing in prior and trial_number(parts[2]) not in prior[pairing]:
+            found.setdefault((pairing, "/".join(parts[:3])), []).append(path)
+    restarts: dict[str, dict[str, str]] = {}
+    for (pairing, _), checkpoints in found.items():
+        for path in sorted(checkpoints, reverse=True):  # checkpoint_000007 before _000006
+            state = read_checkpoint(store, path)
+            if state is not None:
+                restarts.setdefault(pairing, {})[dumps(state["params"])] = path
+                break
+    return restarts

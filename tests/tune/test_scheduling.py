@@ -1,0 +1,293 @@
+"""The run's one searcher and scheduler, driven by hand (no Ray, no training): which pairing
+runs next, how far ahead trials are queued, what each trial's end tells Optuna, ASHA per
+pairing, and datasets loaded when first needed and released after their last pairing."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Searcher
+
+from bench.config import AshaConfig, ParamSpec, ResourcesConfig, SearchConfig
+from bench.results.store import RunStore
+from bench.train.task import PairingContext
+from bench.tune.jobs import COMPLETE_FLAG, CV, REFIT, PairingJob
+from bench.tune.pairing import DONE, REFIT_READY, PairingSearch, best_trial
+from bench.tune.scheduling import Capacity, Demand, PairingScheduler
+from bench.tune.search import SearchRun
+
+SPACE = {
+    "lr": ParamSpec(type="loguniform", low=1e-4, high=1e-1),
+    "hidden_dim": ParamSpec(type="choice", values=[32, 64]),
+    "depth": ParamSpec(type="fixed", value=2),
+}
+States = optuna.trial.TrialState
+
+
+def job(model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1):
+    ctx = PairingContext(
+        run_id="r",
+        benchmark="b",
+        model=model,
+        dataset=dataset,
+        metric="f1_macro",
+        epochs=3,
+        batch_size=8,
+        patience=0,
+        seed=0,
+        trials=trials,
+    )
+    return PairingJob(ctx, ResourcesConfig(cpus_per_worker=cpus, workers=workers), dataset)
+
+
+def pairing(live_cap=2, prior=(), **kw):
+    search = SearchConfig(trials=kw.get("trials", 2), sampler="random", seed=0)
+    return PairingSearch(job(**kw), SPACE, search, folds=2, live_cap=live_cap, prior=list(prior))
+
+
+class FakeDatasets:
+    """DatasetPool's interface, recording what was loaded and released."""
+
+    def __init__(self, users: dict[str, int], broken: tuple[str, ...] = ()) -> None:
+        self.users, self.broken = dict(users), broken
+        self.loaded, self.events, self.failed = set(), [], {}
+
+    def acquire(self, key):
+        if key in self.broken:
+            self.failed[key] = f"dataset {key}: cannot read it"
+            return False
+        if key not in self.loaded:
+            self.loaded.add(key)
+            self.events.append(("load", key))
+        return True
+
+    def release(self, key):
+        self.users[key] -= 1
+        if self.users[key] == 0:
+            self.loaded.discard(key)
+            self.events.append(("release", key))
+
+
+def run_of(pairings, tmp_path, cpus=2.0, broken=()):
+    users = {}
+    for p in pairings:
+        users[p.job.dataset] = users.get(p.job.dataset, 0) + 1
+    datasets = FakeDatasets(users, broken)
+    capacity = Capacity(lambda: {"CPU": cpus})
+    lines = []
+    run = SearchRun(pairings, datasets, RunStore(str(tmp_path)), capacity, lines.append)
+    return run, datasets, lines
+
+
+def finish(run, trial_id, config, score=0.9, error=None, complete=True):
+    """What Tune reports when a handed-out trial ends (its parts written by the 'actor')."""
+    store, part = run.store, run.by_trial[trial_id].job.part_name
+    if config["kind"] == CV and error is None and complete:
+        ids = {"run_id": "r", "benchmark": "b", "dataset": config["pairing"].split("@")[1]}
+        row = {**ids, "model": config["pairing"].split("@")[0], "trial": config["trial"]}
+        store.write_table(
+            "trials",
+            [{**row, "status": "ok", "score": score, "params": json.dumps(config["params"])}],
+            f"parts/trials/{part}/{config['trial']:05d}.parquet",
+        )
+        store.write_table(
+            "folds", [{**row, "best_epoch": 2}], f"parts/folds/{part}/{config['trial']:05d}.parquet"
+        )
+    if config["kind"] == REFIT and error is None:
+        store.write_table("leaderboard", [{"test_f1_macro": 0.8}], f"parts/refit/{part}.parquet")
+    result = {"score": score, "epoch": 3, COMPLETE_FLAG: True} if complete else {"score": score}
+    run.trial_started(trial_id)
+    run.trial_ended(SimpleNamespace(trial_id=trial_id, config=config, last_result=result), error)
+
+
+def test_longest_pairing_first_within_its_live_cap_and_the_queue(tmp_path):
+    short = pairing(model="mlp", trials=3, live_cap=3)
+    long = pairing(model="resnet18", trials=3, live_cap=2)
+    run, _, _ = run_of([long, short], tmp_path)  # the runner sorts by expected cost
+    configs = [run.next_trial(f"t{i}") for i in range(4)]
+    # resnet18 first, at most its live cap; then mlp until the queue is full
+    # (2 CPUs x 1.25: a third one-CPU trial is queued, not a fourth)
+    assert [c["pairing"] for c in configs[:3]] == ["resnet18@d1", "resnet18@d1", "mlp@d1"]
+    assert configs[3] is None
+    assert [c["trial"] for c in configs[:3]] == [0, 1, 0]
+    assert configs[0]["params"]["depth"] == 2 and 1e-4 <= configs[0]["params"]["lr"] <= 1e-1
+
+
+def test_a_waiting_trial_of_another_shape_holds_back_new_ones(tmp_path):
+    wide = pairing(model="resnet18", trials=1, cpus=2.0)
+    narrow = pairing(model="mlp", trials=4, live_cap=4)
+    run, _, _ = run_of([wide, narrow], tmp_path, cpus=4.0)
+    first = run.next_trial("w")
+    assert first["pairing"] == "resnet18@d1"
+    # the 2-CPU trial has not started yet: one-CPU trials would take the CPUs it waits for
+    assert run.next_trial("n0") is None
+    run.trial_started("w")
+    assert run.next_trial("n0")["pairing"] == "mlp@d1"
+
+
+@pytest.mark.parametrize("cpus, handed", [(2.0, False), (4.0, True)])
+def test_no_trial_queues_ahead_of_a_finishing_pairings_refit(tmp_path, cpus, handed):
+    wide = pairing(model="resnet18", trials=1, cpus=2.0)
+    narrow = pairing(model="mlp", trials=4, live_cap=4)
+    run, _, _ = run_of([wide, narrow], tmp_path, cpus=cpus)
+    run.next_trial("w")
+    run.trial_started("w")  # the last resnet18 trial runs: its refit (2 CPUs) comes next
+    # on 2 CPUs a one-CPU trial could only queue, in front of that refit; on 4 it runs now
+    assert (run.next_trial("n") is not None) == handed
+
+
+def test_refit_follows_the_search_at_once_and_the_run_finishes(tmp_path):
+    p = pairing(trials=2, live_cap=2)
+    run, datasets, lines = run_of([p], tmp_path)
+    a, b = run.next_trial("a"), run.next_trial("b")
+    assert run.next_trial("c") is None  # budget handed out, trials running
+    finish(run, "a", a, score=0.7)
+    finish(run, "b", b, score=0.9)
+    assert p.phase == REFIT_READY
+    refit = run.next_trial("r")
+    assert refit == {
+        "pairing": "mlp@d1",
+        "kind": REFIT,
+        "trial": b["trial"],
+        "params": b["params"],
+        "epochs": 2,  # the median best epoch of the chosen trial's folds
+    }
+    assert run.next_trial("x") == Searcher.FINISHED  # the refit still runs; nothing is left
+    finish(run, "r", refit)
+    assert p.phase == DONE and p.summary["status"] == "ok"
+    board = RunStore(str(tmp_path)).read_table("parts/leaderboard/mlp@d1.parquet").to_pylist()[0]
+    assert board["best_trial"] == b["trial"] and board["num_trials"] == 2
+    assert board["test_f1_macro"] == 0.8
+    assert datasets.events == [("load", "d1"), ("release", "d1")]
+    assert "done: ok, test 0.8000" in lines[-1]
+
+
+def test_pruned_and_failed_trials_reach_optuna_as_such_and_get_rows(tmp_path):
+    p = pairing(trials=3, live_cap=3)
+    run, _, _ = run_of([p], tmp_path, cpus=3.0)
+    configs = [run.next_trial(f"t{i}") for i in range(3)]
+    finish(run, "t0", configs[0], score=0.4, complete=False)  # ASHA stopped it
+    finish(run, "t1", configs[1], score=0.9)
+    finish(run, "t2", configs[2], error="RuntimeError: training diverged")
+    assert [t.state for t in p.study.trials] == [States.PRUNED, States.COMPLETE, States.FAIL]
+    assert p.study.best_value == 0.9
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    assert [(r["trial"], r["status"]) for r in rows] == [(0, "pruned"), (1, "ok"), (2, "failed")]
+    assert rows[2]["error"] == "RuntimeError: training diverged"
+    assert p.progress == {"done": 3, "pruned": 1, "failed": 1}
+
+
+def test_a_pairing_with_no_finished_trial_fails_without_a_refit(tmp_path):
+    p = pairing(trials=1, live_cap=1)
+    run, datasets, _ = run_of([p], tmp_path)
+    config = run.next_trial("t")
+    finish(run, "t", config, error="RuntimeError: training diverged")
+    assert p.phase == DONE and "no trial finished: RuntimeError" in p.summary["error"]
+    assert run.next_trial("x") == Searcher.FINISHED
+    assert datasets.events[-1] == ("release", "d1")
+
+
+def test_datasets_load_when_first_needed_and_leave_after_their_last_pairing(tmp_path):
+    first = [pairing(model=m, dataset="d1", trials=1, live_cap=1) for m in ("mlp", "simple_cnn")]
+    second = pairing(model="mlp", dataset="d2", trials=1, live_cap=1)
+    run, datasets, _ = run_of([*first, second], tmp_path, cpus=1.0)
+    a = run.next_trial("a")
+    assert datasets.loaded == {"d1"}  # d2 not loaded before one of its pairings runs
+    finish(run, "a", a)
+    finish(run, "ra", run.next_trial("ra"))  # mlp@d1's refit; simple_cnn@d1 still needs d1
+    assert datasets.loaded == {"d1"}
+    b = run.next_trial("b")
+    finish(run, "b", b)
+    finish(run, "rb", run.next_trial("rb"))
+    assert datasets.loaded == set()
+    c = run.next_trial("c")
+    assert c["pairing"] == "mlp@d2" and datasets.loaded == {"d2"}
+
+
+def test_a_dataset_that_fails_to_load_skips_only_its_pairings(tmp_path):
+    broken = pairing(model="mlp", dataset="bad", trials=1)
+    fine = pairing(model="mlp", dataset="d1", trials=1)
+    run, _, lines = run_of([broken, fine], tmp_path, broken=("bad",))
+    assert run.next_trial("t")["pairing"] == "mlp@d1"
+    assert run.data_errors == {"bad": "dataset bad: cannot read it"}
+    assert "dataset bad: cannot read it" in lines[0]
+    assert not RunStore(str(tmp_path)).list("parts/leaderboard")  # a resume runs it
+
+
+def test_resumed_pairing_numbers_after_its_finished_trials_and_warm_starts(tmp_path):
+    prior = [{"trial": 0, "score": 0.5, "params": json.dumps({"lr": 0.01, "hidden_dim": 32})}]
+    p = pairing(trials=3, live_cap=3, prior=prior)
+    assert p.budget == 2 and len(p.study.trials) == 1
+    run, _, _ = run_of([p], tmp_path)
+    assert [run.next_trial(t)["trial"] for t in ("a", "b")] == [1, 2]
+
+
+def test_capacity_keeps_ddp_trials_within_the_cluster():
+    capacity = Capacity(lambda: {"CPU": 4.0})
+    ddp = Demand(cpus=2.0, gpus=0.0, distributed=True)
+    assert capacity.allows(ddp)
+    capacity.handed_out("a", ddp)
+    assert capacity.allows(ddp)  # 2 + 2 <= 4
+    capacity.handed_out("b", ddp)
+    assert not capacity.allows(ddp)  # a queued DDP trial would hold its workers' wait
+    one = Demand(cpus=1.0, gpus=0.0, distributed=False)
+    assert capacity.allows(one)  # 4 < 4 x 1.25: a single-worker trial queues
+    gpu = Demand(cpus=1.0, gpus=1.0, distributed=False)
+    assert capacity.allows(gpu)  # nothing uses a GPU: one may wait for a GPU node
+    capacity.handed_out("g", gpu)
+    assert not capacity.allows(gpu)
+
+
+def stub(pairing, number, kind=CV):
+    config = {"pairing": pairing, "kind": kind, "trial": number, "params": {}}
+    return Trial("bench_trial", config=config, stub=True)
+
+
+def test_asha_compares_a_trial_only_with_its_own_pairing():
+    scheduler = PairingScheduler(AshaConfig(grace_period=1), {"a@d": 4, "b@d": 4}, "max")
+    good_a, bad_b, worse_b = stub("a@d", 0), stub("b@d", 0), stub("b@d", 1)
+    for trial in (good_a, bad_b, worse_b):
+        scheduler.on_trial_add(None, trial)
+    assert scheduler.on_trial_result(None, good_a, {"epoch": 1, "score": 0.9}) == "CONTINUE"
+    # b's first trial is far below a's, but it is the first of its own pairing at this rung
+    assert scheduler.on_trial_result(None, bad_b, {"epoch": 1, "score": 0.2}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, worse_b, {"epoch": 1, "score": 0.1}) == "STOP"
+    # reaching the last epoch is not a stop: the trial's complete score must still arrive
+    assert scheduler.on_trial_result(None, good_a, {"epoch": 4, "score": 0.95}) == "CONTINUE"
+    refit = stub("b@d", 0, kind=REFIT)
+    scheduler.on_trial_add(None, refit)
+    assert scheduler.on_trial_result(None, refit, {"epoch": 1}) == TrialScheduler.CONTINUE
+
+
+def test_refits_start_before_queued_trials():
+    scheduler = PairingScheduler(None, {"a@d": 2}, "max")
+    queued, refit = stub("a@d", 3), stub("a@d", 0, kind=REFIT)
+    controller = SimpleNamespace(get_trials=lambda: [queued, refit])
+    assert scheduler.choose_trial_to_run(controller) is refit
+
+
+def test_best_trial_respects_direction_and_skips_failures():
+    rows = [
+        {"trial": 0, "status": "ok", "score": 0.5},
+        {"trial": 1, "status": "failed", "score": float("nan")},
+        {"trial": 2, "status": "ok", "score": 0.7},
+        {"trial": 3, "status": "pruned", "score": 0.9},
+    ]
+    assert best_trial(rows, "f1_macro")["trial"] == 2
+    assert best_trial(rows, "log_loss")["trial"] == 0
+    assert best_trial(rows[1:2], "f1_macro") is None
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_samplers_are_seeded(sampler):
+    def first_lr():
+        search = SearchConfig(trials=2, sampler=sampler, seed=0)
+        p = PairingSearch(job(), SPACE, search, folds=2, live_cap=1, prior=[])
+        return p.ask("t")["params"]["lr"]
+
+    assert first_lr() == first_lr()
