@@ -198,10 +198,10 @@ def run_benchmark(
         datasets.close()
     tables = merge_parts(store)
     if run.data_errors:
-        key, error = next(iter(run.data_errors.items()))
+        error = next(iter(run.data_errors.values()))
         raise BenchError(
-            f"{error} (the pairings of other datasets finished and are saved; "
-            f"then resume with: {resume_command})"
+            f"{error}; the other datasets' pairings finished and are saved: fix it, then "
+            f"resume with: {resume_command}"
         )
     leaderboard = tables["leaderboard"].to_pylist()
     echo("")

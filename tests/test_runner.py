@@ -264,3 +264,39 @@ def test_asha_prunes_within_a_pairing_and_full_trials_complete(
     board = run.leaderboard[0]
     assert board["num_pruned"] == (trials.status == "pruned").sum()
     assert board["best_trial"] in set(trials[trials.status == "ok"].trial)
+
+
+def test_a_dataset_that_fails_to_load_loses_no_finished_work(ray_session, tmp_path, tiny_benchmark):
+    """Datasets load when their first pairing starts, so a bad one is found mid-run: its
+    pairings are left out (nothing written for them), the others finish and are saved, and
+    the one-line error names the dataset and the resume command, which then runs only them."""
+    from bench.data.writers import write_image_tree
+    from bench.errors import BenchError
+    from bench.results.store import RunStore
+    from bench.runner import run_benchmark
+
+    tree = tmp_path / "photos"
+    raw = tiny_benchmark(
+        tmp_path,
+        models=["mlp"],
+        datasets=["digits", {"name": "imagefolder", "path": str(tree), "image_size": 8}],
+        search={"trials": 1, "seed": 0},
+        budget={"epochs": 1, "batch_size": 64},
+    )
+    with pytest.raises(BenchError) as stopped:
+        run_benchmark(validate_benchmark(raw), echo=lambda line: None, source="b.yaml")
+    message = str(stopped.value)
+    assert "is not a folder" in message and "\n" not in message
+    run_dir = next((tmp_path / "results" / "tiny").iterdir())
+    assert f"bench run b.yaml --resume {run_dir}" in message
+    board = pq.read_table(run_dir / "leaderboard.parquet").to_pandas()
+    assert board[["dataset", "status"]].values.tolist() == [["digits", "ok"]]
+    # fix the data, resume: only the missing pairing runs
+    write_image_tree(tree, ("a", "b"), per_class=10, size=8)
+    resumed = run_benchmark(
+        validate_benchmark(raw), echo=lambda line: None, resume=RunStore(str(run_dir))
+    )
+    assert sorted(r["dataset"] for r in resumed.leaderboard) == ["digits", "imagefolder@photos"]
+    assert {r["status"] for r in resumed.leaderboard} == {"ok"}
+    trials = read(resumed, "trials").to_pandas()
+    assert len(trials) == 2  # digits' trial was not run again
