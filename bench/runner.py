@@ -55,6 +55,11 @@ def connect(address: str | None = None, echo: Print = print) -> bool:
     return True
 
 
+def alive_nodes() -> list[dict[str, float]]:
+    """Each live node's resources (CPU, GPU, ...)."""
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
+
+
 def check_resources(
     config: BenchmarkConfig, nodes: list[dict[str, float]], local: bool
 ) -> str | None:
@@ -149,8 +154,7 @@ def run_benchmark(
     store = resume or RunStore.create(config.output, config.name)  # unwritable: before Ray
     try:
         local = connect(address, echo)
-        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-        warning = check_resources(config, nodes, local)
+        warning = check_resources(config, alive_nodes(), local)
     except BenchError:
         if resume is None:
             store.discard()  # nothing was written: leave no empty run folder behind
@@ -180,7 +184,7 @@ def run_benchmark(
         lambda key: load_dataset_for_run(config, store, key, echo),
         [p.job.dataset for p in pairings],
     )
-    run = SearchRun(pairings, datasets, store, Capacity(ray.cluster_resources), echo)
+    run = SearchRun(pairings, datasets, store, Capacity(alive_nodes), echo)
     try:
         run_search(
             run,

@@ -108,14 +108,14 @@ class PairingSearch:
         score = result.get("score", math.nan)
         if error is not None:
             status = "failed"
-            self.study.tell(handed.optuna_trial, state=states.FAIL)
+            tell(self.study, handed.optuna_trial, state=states.FAIL)
         elif result.get(COMPLETE_FLAG):
             status = "ok"
-            self.study.tell(handed.optuna_trial, score)
+            tell(self.study, handed.optuna_trial, score)  # NaN: Optuna records it as failed
             self.best_score = _best_score([self.best_score, score], self.metric)
         else:  # stopped early by ASHA: its last score is partial, not a finished value
             status = "pruned"
-            self.study.tell(handed.optuna_trial, state=states.PRUNED)
+            tell(self.study, handed.optuna_trial, state=states.PRUNED)
         self.progress["done"] += 1
         if status != "ok":
             self.progress[status] += 1
@@ -139,7 +139,11 @@ class PairingSearch:
         """Write the pairing's trial list; choose its best trial and queue the refit, or end the
         pairing as failed when no trial finished."""
         part = self.job.part_name
-        rows = sorted(finished_trials(store, part) + self.ended_rows, key=lambda r: r["trial"])
+        finished = finished_trials(store, part)
+        # A trial that wrote its parts and then failed (its report lost) keeps its parts' row.
+        written = {r["trial"] for r in finished}
+        ended = [r for r in self.ended_rows if r["trial"] not in written]
+        rows = sorted(finished + ended, key=lambda r: r["trial"])
         store.write_table("trials", rows, f"parts/trials_all/{part}.parquet")
         now = time.perf_counter()
         self.summary = {
@@ -173,6 +177,16 @@ class PairingSearch:
         }
         self.phase = REFIT_READY
 
+    def start_refit(self) -> dict[str, Any]:
+        """The refit's trial config; a resumed pairing's clock starts here if nothing ran."""
+        self.started = self.started or time.perf_counter()
+        self.phase = REFITTING
+        return self.refit
+
+    def fail(self, store: RunStore, reason: str) -> None:
+        """End the pairing as failed (its trials may still run; nothing more is asked)."""
+        self._end(store, {"status": "failed", "error": reason})
+
     def refit_ended(self, store: RunStore, error: str | None) -> None:
         """Complete the leaderboard row with the refit's test scores (or its failure)."""
         if error is not None:
@@ -185,9 +199,20 @@ class PairingSearch:
 
     def _end(self, store: RunStore, outcome: dict[str, Any]) -> None:
         now = time.perf_counter()
-        row = {**self.summary, **outcome, "wall_seconds": now - (self.started or now)}
+        base = {**self.job.ctx.ids(), "metric": self.metric, "folds": self.folds}
+        row = {**base, **self.summary, **outcome, "wall_seconds": now - (self.started or now)}
         store.write_table("leaderboard", [row], f"parts/leaderboard/{self.job.part_name}.parquet")
         self.summary, self.phase = row, DONE
+
+
+def tell(study: optuna.Study, trial: optuna.trial.Trial, value=None, **state) -> None:
+    """study.tell, where a GridSampler's `study.stop()` after its last point (which raises
+    outside `optimize`) is not an error: the trial is stored before it."""
+    try:
+        study.tell(trial, value, **state)
+    except RuntimeError as exc:
+        if "stop" not in str(exc).lower():
+            raise
 
 
 def _best_score(scores: list[float | None], metric: str) -> float | None:

@@ -30,10 +30,18 @@ class Demand:
     cpus: float
     gpus: float
     distributed: bool  # a DDP trial: its TorchTrainer's workers hold the resources
+    worker_cpus: float = 0.0  # what one worker needs of a single node
+    worker_gpus: float = 0.0
 
     @classmethod
     def of(cls, r: ResourcesConfig) -> Demand:
-        return cls(r.cpus_per_worker * r.workers, r.gpus_per_worker * r.workers, r.distributed)
+        return cls(
+            r.cpus_per_worker * r.workers,
+            r.gpus_per_worker * r.workers,
+            r.distributed,
+            r.cpus_per_worker,
+            r.gpus_per_worker,
+        )
 
 
 def trial_resources(r: ResourcesConfig) -> Any:
@@ -56,26 +64,45 @@ class TrialResources:
 
 
 class Capacity:
-    """The trials handed out and not yet ended, against the cluster's CPUs and GPUs."""
+    """The trials handed out and not yet ended, against the cluster's CPUs and GPUs.
 
-    def __init__(self, cluster: Callable[[], dict[str, float]]) -> None:
-        self.cluster, self.read_at, self.total = cluster, -REFRESH_SECONDS, {}
+    A trial no node can place (more CPUs or GPUs per worker than any node has, on a cluster
+    whose autoscaler may yet add one) waits without counting against the others: it must not
+    stop every other pairing."""
+
+    def __init__(self, nodes: Callable[[], list[dict[str, float]]]) -> None:
+        self.nodes, self.read_at, self.seen = nodes, -REFRESH_SECONDS, []
         self.live: dict[str, Demand] = {}
         self.waiting: set[str] = set()  # handed out, not started yet
 
-    def _resources(self) -> dict[str, float]:
+    def _nodes(self) -> list[dict[str, float]]:
         if time.monotonic() - self.read_at >= REFRESH_SECONDS:
-            self.total, self.read_at = dict(self.cluster()), time.monotonic()
-        return self.total
+            self.seen, self.read_at = [dict(n) for n in self.nodes()], time.monotonic()
+        return self.seen
+
+    def placeable(self, demand: Demand) -> bool:
+        return any(
+            n.get("CPU", 0.0) >= demand.worker_cpus and n.get("GPU", 0.0) >= demand.worker_gpus
+            for n in self._nodes()
+        )
+
+    def _used(self, unit: str) -> float:
+        counted = [
+            d
+            for t, d in self.live.items()
+            if t not in self.waiting or self.placeable(d)  # see the class docstring
+        ]
+        return sum(d.cpus if unit == "CPU" else d.gpus for d in counted)
+
+    def _have(self, unit: str) -> float:
+        return sum(n.get(unit, 0.0) for n in self._nodes())
 
     def allows(self, demand: Demand) -> bool:
         """Whether one more trial of `demand` may be handed out now."""
-        total = self._resources()
         for unit, wanted in (("CPU", demand.cpus), ("GPU", demand.gpus)):
             if not wanted:
                 continue
-            used = sum(d.cpus if unit == "CPU" else d.gpus for d in self.live.values())
-            have = total.get(unit, 0.0)
+            used, have = self._used(unit), self._have(unit)
             # A queued DDP trial would start its worker group and wait inside it: never ahead.
             fits = used + wanted <= have if demand.distributed else used < have * LOOKAHEAD
             if not fits and used:  # with nothing live, one may wait for a node to join
@@ -83,16 +110,16 @@ class Capacity:
         return True
 
     def held_back(self, demand: Demand) -> bool:
-        """A trial of another shape is still waiting for resources: let it start first."""
-        return any(self.live[t] != demand for t in self.waiting)
+        """A placeable trial of another shape has not started yet: let it start first (it
+        would wait behind trials of this shape taking the resources it needs)."""
+        return any(self.live[t] != demand and self.placeable(self.live[t]) for t in self.waiting)
 
     def runs_now(self, demand: Demand) -> bool:
         """Whether a trial of `demand` would start at once (not only join the queue)."""
-        total = self._resources()
-        used_cpus = sum(d.cpus for d in self.live.values())
-        used_gpus = sum(d.gpus for d in self.live.values())
-        return used_cpus + demand.cpus <= total.get("CPU", 0.0) and (
-            not demand.gpus or used_gpus + demand.gpus <= total.get("GPU", 0.0)
+        return all(
+            self._used(unit) + wanted <= self._have(unit)
+            for unit, wanted in (("CPU", demand.cpus), ("GPU", demand.gpus))
+            if wanted
         )
 
     def handed_out(self, trial_id: str, demand: Demand) -> None:

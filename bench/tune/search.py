@@ -70,8 +70,7 @@ class SearchRun:
         pairing that wants one; None to wait; FINISHED when nothing is left to hand out."""
         for pairing in self.order:
             if pairing.phase == REFIT_READY and self._has_data(pairing):
-                pairing.phase = REFITTING
-                return self._hand_out(trial_id, pairing, pairing.refit)
+                return self._hand_out(trial_id, pairing, pairing.start_refit())
         for pairing in self.order:
             if not pairing.wants_trial():
                 continue
@@ -122,16 +121,37 @@ class SearchRun:
         self.capacity.requeued(trial_id)
 
     def trial_ended(self, trial: Any, error: str | None) -> None:
-        pairing = self.by_trial.pop(trial.trial_id)
+        pairing = self.by_trial.pop(trial.trial_id, None)
+        if pairing is None:
+            return  # told already
         self.capacity.ended(trial.trial_id)
-        if trial.config["kind"] == REFIT:
-            pairing.refit_ended(self.store, error)
-            self._pairing_done(pairing)
-        else:
-            pairing.trial_ended(trial.trial_id, trial.last_result or {}, error)
-            if pairing.search_ended:
-                self._finish_search(pairing)
+        try:
+            if trial.config["kind"] == REFIT:
+                pairing.refit_ended(self.store, error)
+                self._pairing_done(pairing)
+            else:
+                pairing.trial_ended(trial.trial_id, trial.last_result or {}, error)
+                if pairing.search_ended:
+                    self._finish_search(pairing)
+        except Exception as exc:  # e.g. the store unwritable: this pairing, not the run
+            self._give_up(pairing, f"bench could not record its trials: {one_line(exc)}")
         self._show(pairing)
+
+    def missed_ends(self, trials: Sequence[Any]) -> None:
+        """Trials Tune ended without a callback (an actor that could not be reused errors
+        the trial it was given without telling the callbacks): tell their pairings."""
+        for trial in trials:
+            if trial.trial_id in self.by_trial and trial.status in ("TERMINATED", "ERROR"):
+                self.trial_ended(trial, trial_error(trial) if trial.status == "ERROR" else None)
+
+    def _give_up(self, pairing: PairingSearch, reason: str) -> None:
+        if pairing.phase == DONE:
+            return
+        self.echo(f"  {pairing.name}: {reason}")
+        with contextlib.suppress(Exception):  # the same failure may stop this write too
+            pairing.fail(self.store, reason)
+        pairing.phase = DONE
+        self._pairing_done(pairing)
 
     def _finish_search(self, pairing: PairingSearch) -> None:
         pairing.finish_search(self.store)
@@ -203,6 +223,9 @@ class RunCallback(tune.Callback):
     def __init__(self, run: SearchRun) -> None:
         self.run = run
 
+    def on_step_begin(self, iteration, trials, **info):
+        self.run.missed_ends(trials)
+
     def on_trial_start(self, iteration, trials, trial, **info):
         self.run.trial_started(trial.trial_id)
 
@@ -269,6 +292,9 @@ def run_search(
             # Ctrl-C raises KeyboardInterrupt here: bench merges what finished and prints the
             # resume command (Tune's own handler would end the run as if it had completed)
             "TUNE_DISABLE_SIGINT_HANDLER": "1",
+            # a failed trial is recorded in trials.parquet with its error (and counted on the
+            # console); Tune would also print its whole traceback
+            "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
         }
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -300,9 +326,7 @@ def run_search(
     )
     tune_logger = logging.getLogger("ray.tune")
     level = tune_logger.level
-    # A failed trial is recorded in trials.parquet with its error; Tune would also print its
-    # whole traceback on the console.
-    tune_logger.setLevel(logging.CRITICAL)
+    tune_logger.setLevel(logging.ERROR)  # Tune's warnings are about its own defaults
     try:
         with steady_working_directory():
             tuner.fit()

@@ -72,6 +72,8 @@ def warm_study(
     )
     dists = distributions(space)
     for params, value in finished:
+        if value is None or math.isnan(value):
+            continue  # a finished trial whose metric was undefined: nothing to learn from
         searched = {k: v for k, v in params.items() if k in dists}
         study.add_trial(
             optuna.trial.create_trial(

@@ -78,7 +78,7 @@ def run_of(pairings, tmp_path, cpus=2.0, broken=()):
     for p in pairings:
         users[p.job.dataset] = users.get(p.job.dataset, 0) + 1
     datasets = FakeDatasets(users, broken)
-    capacity = Capacity(lambda: {"CPU": cpus})
+    capacity = Capacity(lambda: [{"CPU": cpus}])
     lines = []
     run = SearchRun(pairings, datasets, RunStore(str(tmp_path)), capacity, lines.append)
     return run, datasets, lines
@@ -228,19 +228,35 @@ def test_resumed_pairing_numbers_after_its_finished_trials_and_warm_starts(tmp_p
 
 
 def test_capacity_keeps_ddp_trials_within_the_cluster():
-    capacity = Capacity(lambda: {"CPU": 4.0})
-    ddp = Demand(cpus=2.0, gpus=0.0, distributed=True)
+    capacity = Capacity(lambda: [{"CPU": 4.0, "GPU": 1.0}])
+    ddp = Demand(cpus=2.0, gpus=0.0, distributed=True, worker_cpus=1.0)
     assert capacity.allows(ddp)
     capacity.handed_out("a", ddp)
     assert capacity.allows(ddp)  # 2 + 2 <= 4
     capacity.handed_out("b", ddp)
     assert not capacity.allows(ddp)  # a queued DDP trial would hold its workers' wait
-    one = Demand(cpus=1.0, gpus=0.0, distributed=False)
+    one = Demand(cpus=1.0, gpus=0.0, distributed=False, worker_cpus=1.0)
     assert capacity.allows(one)  # 4 < 4 x 1.25: a single-worker trial queues
-    gpu = Demand(cpus=1.0, gpus=1.0, distributed=False)
-    assert capacity.allows(gpu)  # nothing uses a GPU: one may wait for a GPU node
+    capacity = Capacity(lambda: [{"CPU": 8.0, "GPU": 1.0}])
+    gpu = Demand(cpus=1.0, gpus=1.0, distributed=False, worker_cpus=1.0, worker_gpus=1.0)
+    assert capacity.allows(gpu)
     capacity.handed_out("g", gpu)
+    assert capacity.allows(gpu)  # 1 < 1 x 1.25: one queued behind it
+    capacity.handed_out("h", gpu)
     assert not capacity.allows(gpu)
+
+
+def test_a_trial_no_node_can_place_does_not_stop_the_others():
+    """On a joined cluster a GPU trial may wait for the autoscaler; meanwhile the CPU-only
+    pairings go on (before it starts, it neither counts nor holds others back)."""
+    capacity = Capacity(lambda: [{"CPU": 2.0}])
+    needs_gpu = Demand(cpus=1.0, gpus=1.0, distributed=False, worker_cpus=1.0, worker_gpus=1.0)
+    one = Demand(cpus=1.0, gpus=0.0, distributed=False, worker_cpus=1.0)
+    capacity.handed_out("g", needs_gpu)
+    assert capacity.allows(one) and not capacity.held_back(one)
+    wide = Demand(cpus=2.0, gpus=0.0, distributed=False, worker_cpus=2.0)
+    capacity.handed_out("w", wide)  # placeable, not started: it does hold others back
+    assert capacity.held_back(one)
 
 
 def stub(pairing, number, kind=CV):
@@ -291,3 +307,74 @@ def test_samplers_are_seeded(sampler):
         return p.ask("t")["params"]["lr"]
 
     assert first_lr() == first_lr()
+
+
+def test_a_grid_search_that_runs_its_whole_grid_ends_cleanly(tmp_path):
+    """Optuna's GridSampler calls study.stop() after the last point, which raises outside
+    optimize(); the trial is stored all the same and the search ends normally."""
+    grid = {"hidden_dim": ParamSpec(type="choice", values=[32, 64])}
+    search = SearchConfig(trials=5, sampler="grid", seed=0)
+    p = PairingSearch(job(trials=5), grid, search, folds=2, live_cap=2, prior=[])
+    assert p.budget == 2  # the grid has two points
+    run, _, _ = run_of([p], tmp_path)
+    configs = [run.next_trial(t) for t in ("a", "b")]
+    assert sorted(c["params"]["hidden_dim"] for c in configs) == [32, 64]
+    finish(run, "a", configs[0])
+    finish(run, "b", configs[1])
+    assert [t.state for t in p.study.trials] == [States.COMPLETE, States.COMPLETE]
+    assert p.phase == REFIT_READY
+
+
+def test_a_finished_trial_with_an_undefined_score_does_not_break_a_resume():
+    nan_prior = {"trial": 0, "score": float("nan"), "params": json.dumps({"lr": 0.01})}
+    p = pairing(trials=3, prior=[nan_prior])
+    assert p.budget == 2 and p.next_number == 1 and len(p.study.trials) == 0
+
+
+def test_a_trial_that_wrote_its_parts_then_failed_has_one_row(tmp_path):
+    p = pairing(trials=1, live_cap=1)
+    run, _, _ = run_of([p], tmp_path)
+    config = run.next_trial("t")
+    finish(run, "t", config)  # parts written and the trial reported complete ...
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
+    p.ended_rows.append({**rows[0], "status": "failed"})  # ... and, say, also errored
+    p.finish_search(run.store)
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
+
+
+def test_a_trial_ended_without_a_callback_is_still_counted(tmp_path):
+    p = pairing(trials=1, live_cap=1)
+    run, datasets, _ = run_of([p], tmp_path)
+    config = run.next_trial("t")
+    lost = SimpleNamespace(
+        trial_id="t",
+        config=config,
+        last_result={},
+        status="ERROR",
+        pickled_error_file=None,
+        error_file=None,
+    )
+    run.missed_ends([lost])
+    assert p.phase == DONE and p.summary["status"] == "failed"
+    assert run.next_trial("x") == Searcher.FINISHED
+    run.trial_ended(lost, None)  # a late callback for the same trial changes nothing
+    assert datasets.events == [("load", "d1"), ("release", "d1")]
+
+
+def test_bookkeeping_that_fails_ends_only_its_pairing(tmp_path, monkeypatch):
+    broken, fine = pairing(model="mlp", trials=1), pairing(model="simple_cnn", trials=1)
+    run, datasets, lines = run_of([broken, fine], tmp_path)
+    a, b = run.next_trial("a"), run.next_trial("b")
+
+    def fail(store):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(broken, "finish_search", fail)
+    finish(run, "a", a)
+    assert broken.phase == DONE and "No space left on device" in lines[0]
+    finish(run, "b", b)
+    assert fine.phase == REFIT_READY
+    board = RunStore(str(tmp_path)).read_table("parts/leaderboard/mlp@d1.parquet").to_pylist()
+    assert board[0]["status"] == "failed" and board[0]["model"] == "mlp"
