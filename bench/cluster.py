@@ -75,8 +75,6 @@ def join(address: str, **init_args: Any) -> None:
     """`ray.init(address=...)`; a refusal is one line saying what to set. Ray's core reports an
     authentication failure only on stderr, so stderr is captured while it connects (and
     passed on unless it failed)."""
-    import tempfile
-
     import ray
 
     with tempfile.TemporaryFile(mode="w+") as captured:

@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,12 +125,14 @@ def split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def trial_slots(r: ResourcesConfig) -> int:
-    """How many trials of these resources the cluster can run at once."""
-    cpus = ray.cluster_resources().get("CPU", 1)
+def trial_slots(r: ResourcesConfig, cluster: Mapping[str, float] | None = None) -> int:
+    """How many trials of these resources the cluster (its resources, read now if not given)
+    can run at once."""
+    cluster = ray.cluster_resources() if cluster is None else cluster
+    cpus = cluster.get("CPU", 1)
     slots = int(cpus // (r.cpus_per_worker * r.workers)) or 1
     if r.gpus_per_worker:
-        gpus = ray.cluster_resources().get("GPU", 0)
+        gpus = cluster.get("GPU", 0)
         slots = min(slots, int(gpus // (r.gpus_per_worker * r.workers)) or 1)
     return slots
 
@@ -159,22 +161,23 @@ def run_benchmark(
         if resume is None:
             store.discard()  # nothing was written: leave no empty run folder behind
         raise
+    cluster = ray.cluster_resources()  # one reading for everything planned below
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))
         store.write_json(
             "environment.json",
-            {**environment.describe(ray.cluster_resources()), "schema_version": SCHEMA_VERSION},
+            {**environment.describe(cluster), "schema_version": SCHEMA_VERSION},
         )
     echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
     if warning:
         echo(f"  {warning}")
-    pairings = plan_pairings(config, store)
+    pairings = plan_pairings(config, store, cluster)
     if resume is not None:
         echo(
             f"  {len(config.pairings()) - len(pairings)} of {len(config.pairings())} "
             f"pairings already finished"
         )
-    at_once = sorted({min(p.live_cap, trial_slots(p.job.resources)) for p in pairings})
+    at_once = sorted({min(p.live_cap, trial_slots(p.job.resources, cluster)) for p in pairings})
     echo(
         f"  {len(pairings)} pairings ({sum(p.budget for p in pairings)} trials to run), "
         f"up to {'/'.join(map(str, at_once)) or 0} trials at once per pairing"
@@ -214,7 +217,9 @@ def run_benchmark(
     return RunSummary(store, leaderboard, time.perf_counter() - started)
 
 
-def plan_pairings(config: BenchmarkConfig, store: RunStore) -> list[PairingSearch]:
+def plan_pairings(
+    config: BenchmarkConfig, store: RunStore, cluster: Mapping[str, float]
+) -> list[PairingSearch]:
     """The pairings still to run (a resumed run skips finished ones), longest first, each with
     its finished trials and the checkpoints of its cut-off ones."""
     done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
@@ -231,19 +236,21 @@ def plan_pairings(config: BenchmarkConfig, store: RunStore) -> list[PairingSearc
             config.space_for(job.ctx.model, job.ctx.dataset),
             config.search,
             config.cv.folds,
-            live_cap(config.search.max_concurrent_trials, job.resources),
+            live_cap(config.search.max_concurrent_trials, job.resources, cluster),
             prior[job.part_name],
         )
         for job in jobs
     ]
 
 
-def live_cap(max_concurrent_trials: int, resources: ResourcesConfig) -> int:
+def live_cap(
+    max_concurrent_trials: int, resources: ResourcesConfig, cluster: Mapping[str, float]
+) -> int:
     """Trials of one pairing handed out at once: as configured; or, by default, as many as
     the cluster runs, plus a short queue so the next one reuses a finishing trial's actor."""
     if max_concurrent_trials:
         return max_concurrent_trials
-    slots = trial_slots(resources)
+    slots = trial_slots(resources, cluster)
     return slots + max(1, round(slots * (LOOKAHEAD - 1)))
 
 

@@ -32,9 +32,6 @@ class DataShelf:
     def drop(self, key: str) -> None:
         self.refs.pop(key, None)
 
-    def keys(self) -> list[str]:
-        return sorted(self.refs)
-
 
 class DatasetPool:
     """The driver's side: which datasets are loaded and how many pairings still need each."""
@@ -68,9 +65,6 @@ class DatasetPool:
         if self.users[key] <= 0 and key in self.refs:
             self.shelf.drop.remote(key)
             del self.refs[key]
-
-    def loaded(self) -> list[str]:
-        return sorted(self.refs)
 
     def close(self) -> None:
         self.refs.clear()

@@ -101,7 +101,7 @@ class PairingSearch:
         self.live[trial_id] = HandedOut(number, params, trial)
         return {"pairing": self.name, "kind": CV, "trial": number, "params": params}
 
-    def trial_ended(self, trial_id: str, result: dict[str, Any], error: str | None) -> str:
+    def trial_ended(self, trial_id: str, result: dict[str, Any], error: str | None) -> None:
         """Tell Optuna how a CV trial ended; keep the row of one that wrote no parts."""
         handed = self.live.pop(trial_id)
         states = optuna.trial.TrialState
@@ -133,7 +133,6 @@ class PairingSearch:
                     "wall_seconds": result.get("time_total_s"),
                 }
             )
-        return status
 
     def finish_search(self, store: RunStore) -> None:
         """Write the pairing's trial list; choose its best trial and queue the refit, or end the

@@ -28,7 +28,7 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
     holding per-class figures would bloat Tune's experiment state)."""
     ctx, data, params = job.ctx, ray.get(data_ref), config["params"]
     epochs = int(config["epochs"])
-    outcome, parameters = _refit(job, data_ref, store, params, epochs)
+    outcome, parameters = _refit(job, data, data_ref, store, params, epochs)
     report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
     store.write_table(
         "predictions",
@@ -58,10 +58,16 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
 
 
 def _refit(
-    job: PairingJob, data_ref: Any, store: RunStore, params: dict[str, Any], epochs: int
+    job: PairingJob,
+    data: Any,
+    data_ref: Any,
+    store: RunStore,
+    params: dict[str, Any],
+    epochs: int,
 ) -> tuple[Any, int]:
-    """(RefitOutcome, parameter count): in this actor, or through Ray Train for DDP."""
-    r, data = job.resources, ray.get(data_ref)
+    """(RefitOutcome, parameter count): in this actor (on `data`), or through Ray Train for
+    DDP (whose workers fetch `data_ref` themselves)."""
+    r = job.resources
     if not r.distributed:
         outcome = refit_pairing(job.ctx, data, params, epochs, device_for(r))
         return outcome, count_parameters(outcome.model)

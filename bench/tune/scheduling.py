@@ -27,21 +27,22 @@ REFRESH_SECONDS = 5.0  # an autoscaling cluster grows; re-read its resources thi
 class Demand:
     """What one trial occupies while it runs; equal demands share trial actors."""
 
-    cpus: float
-    gpus: float
-    distributed: bool  # a DDP trial: its TorchTrainer's workers hold the resources
-    worker_cpus: float = 0.0  # what one worker needs of a single node
+    worker_cpus: float  # what one worker needs of a single node
     worker_gpus: float = 0.0
+    workers: int = 1
+    distributed: bool = False  # a DDP trial: its TorchTrainer's workers hold the resources
 
     @classmethod
     def of(cls, r: ResourcesConfig) -> Demand:
-        return cls(
-            r.cpus_per_worker * r.workers,
-            r.gpus_per_worker * r.workers,
-            r.distributed,
-            r.cpus_per_worker,
-            r.gpus_per_worker,
-        )
+        return cls(r.cpus_per_worker, r.gpus_per_worker, r.workers, r.distributed)
+
+    @property
+    def cpus(self) -> float:
+        return self.worker_cpus * self.workers
+
+    @property
+    def gpus(self) -> float:
+        return self.worker_gpus * self.workers
 
 
 def trial_resources(r: ResourcesConfig) -> Any:
@@ -186,6 +187,11 @@ class PairingScheduler(FIFOScheduler):
             asha.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller) -> Any:
-        pending = [t for t in tune_controller.get_trials() if t.status in ("PENDING", "PAUSED")]
-        refits = [t for t in pending if t.config.get("kind") == REFIT]
-        return (refits or pending or [None])[0]
+        """The first queued refit, else the first queued trial (called every Tune step)."""
+        first = None
+        for trial in tune_controller.get_trials():
+            if trial.status in ("PENDING", "PAUSED"):
+                if trial.config.get("kind") == REFIT:
+                    return trial
+                first = first or trial
+        return first

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import optuna
 import ray
 import ray.cloudpickle as cloudpickle
 from ray import tune
@@ -43,6 +44,8 @@ from bench.tune.scheduling import (
 )
 from bench.tune.trial import run_trial
 
+MISSED_ENDS_SECONDS = 5.0
+
 
 class SearchRun:
     """The driver's side of a run's search, fed by Tune's searcher and callbacks."""
@@ -59,6 +62,7 @@ class SearchRun:
         self.datasets, self.store, self.capacity, self.echo = datasets, store, capacity, echo
         self.by_trial: dict[str, PairingSearch] = {}
         self.shown: dict[str, str] = {}
+        self.looked_for_missed = -math.inf
         for pairing in self.order:
             if pairing.search_ended:  # a resumed pairing whose trials all finished before
                 self._finish_search(pairing)
@@ -139,7 +143,11 @@ class SearchRun:
 
     def missed_ends(self, trials: Sequence[Any]) -> None:
         """Trials Tune ended without a callback (an actor that could not be reused errors
-        the trial it was given without telling the callbacks): tell their pairings."""
+        the trial it was given without telling the callbacks): tell their pairings. Called
+        every Tune step, it looks every few seconds: such an end is rare, the scan is not."""
+        if time.monotonic() - self.looked_for_missed < MISSED_ENDS_SECONDS:
+            return
+        self.looked_for_missed = time.monotonic()
         for trial in trials:
             if trial.trial_id in self.by_trial and trial.status in ("TERMINATED", "ERROR"):
                 self.trial_ended(trial, trial_error(trial) if trial.status == "ERROR" else None)
@@ -275,7 +283,6 @@ def run_search(
     plan: TrialPlan,
     search: SearchConfig,
     experiment: str,
-    reuse_actors: bool = True,
     callbacks: Sequence[Any] = (),
 ) -> None:
     """Fit the run's one Tuner until every pairing is done (or skipped)."""
@@ -297,7 +304,6 @@ def run_search(
             "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
         }
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     mode = get_metric(search.metric).mode
     trainable = tune.with_parameters(run_trial, plan=plan)
     trainable.__name__ = "bench_trial"
@@ -314,7 +320,7 @@ def run_search(
             trial_dirname_creator=lambda trial: trial_dir_name(trial.config),
             # A fresh actor per trial costs a process start and the torch import (2-3 s on a
             # small machine, 50x an MLP trial's training); reused actors pay it once per slot.
-            reuse_actors=reuse_actors,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=experiment,

@@ -229,16 +229,16 @@ def test_resumed_pairing_numbers_after_its_finished_trials_and_warm_starts(tmp_p
 
 def test_capacity_keeps_ddp_trials_within_the_cluster():
     capacity = Capacity(lambda: [{"CPU": 4.0, "GPU": 1.0}])
-    ddp = Demand(cpus=2.0, gpus=0.0, distributed=True, worker_cpus=1.0)
+    ddp = Demand(worker_cpus=1.0, workers=2, distributed=True)
     assert capacity.allows(ddp)
     capacity.handed_out("a", ddp)
     assert capacity.allows(ddp)  # 2 + 2 <= 4
     capacity.handed_out("b", ddp)
     assert not capacity.allows(ddp)  # a queued DDP trial would hold its workers' wait
-    one = Demand(cpus=1.0, gpus=0.0, distributed=False, worker_cpus=1.0)
+    one = Demand(worker_cpus=1.0)
     assert capacity.allows(one)  # 4 < 4 x 1.25: a single-worker trial queues
     capacity = Capacity(lambda: [{"CPU": 8.0, "GPU": 1.0}])
-    gpu = Demand(cpus=1.0, gpus=1.0, distributed=False, worker_cpus=1.0, worker_gpus=1.0)
+    gpu = Demand(worker_cpus=1.0, worker_gpus=1.0)
     assert capacity.allows(gpu)
     capacity.handed_out("g", gpu)
     assert capacity.allows(gpu)  # 1 < 1 x 1.25: one queued behind it
@@ -250,11 +250,11 @@ def test_a_trial_no_node_can_place_does_not_stop_the_others():
     """On a joined cluster a GPU trial may wait for the autoscaler; meanwhile the CPU-only
     pairings go on (before it starts, it neither counts nor holds others back)."""
     capacity = Capacity(lambda: [{"CPU": 2.0}])
-    needs_gpu = Demand(cpus=1.0, gpus=1.0, distributed=False, worker_cpus=1.0, worker_gpus=1.0)
-    one = Demand(cpus=1.0, gpus=0.0, distributed=False, worker_cpus=1.0)
+    needs_gpu = Demand(worker_cpus=1.0, worker_gpus=1.0)
+    one = Demand(worker_cpus=1.0)
     capacity.handed_out("g", needs_gpu)
     assert capacity.allows(one) and not capacity.held_back(one)
-    wide = Demand(cpus=2.0, gpus=0.0, distributed=False, worker_cpus=2.0)
+    wide = Demand(worker_cpus=2.0)
     capacity.handed_out("w", wide)  # placeable, not started: it does hold others back
     assert capacity.held_back(one)
 
