@@ -250,17 +250,21 @@ def _report(args: argparse.Namespace) -> int:
     files = build_report(args.paths, args.metric, args.dataset, args.model, args.out)
     for path in (files.markdown, files.csv, files.parquet, files.html):
         print(path)
+    for note in files.notes:  # runs not compared, budgets far apart, files missing
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from bench.report.console import format_leaderboard
-    from bench.report.tables import leaderboard
+    from bench.report.tables import leaderboard, report_notes
     from bench.results.reader import load_runs
 
     _check_metric(args.metric)
     board = leaderboard(load_runs(args.paths), args.metric, args.dataset, args.model)
     print(format_leaderboard(board.to_dict("records")))
+    for note in report_notes(board):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

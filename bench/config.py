@@ -167,10 +167,14 @@ class AshaConfig(_Strict):
 class SearchConfig(_Strict):
     trials: Annotated[int, Field(ge=1)] = 8
     sampler: Literal["tpe", "random", "grid"] = "tpe"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     metric: str = DEFAULT_METRIC
     asha: AshaConfig | None = None
     max_concurrent_trials: Annotated[int, Field(ge=0)] = 0  # 0: as many as resources allow
+    # Trials proposed together: each batch is proposed from the results of every earlier batch,
+    # told in trial order, so the search does not depend on which trial finishes first or on
+    # how many run at once. 0: propose whenever a slot frees (fastest; not reproducible).
+    batch: Annotated[int, Field(ge=0)] = 4
     # Times a trial is restarted after its process dies (a lost node, an OOM kill); a trial
     # that raises (diverged, bad data) fails the same way each time, so keep this small.
     retries: Annotated[int, Field(ge=0)] = 1
@@ -186,9 +190,26 @@ class SearchConfig(_Strict):
         return name
 
 
+class EvaluationConfig(_Strict):
+    """How the chosen configurations are scored on held-out data."""
+
+    # Replicates: each repeat draws its own stratified test split and k folds (the same for
+    # every model of a dataset, so models are compared per repeat) and trains with its own seed.
+    repeats: Annotated[int, Field(ge=1)] = 3
+    # once: search on repeat 0, refit its chosen configuration on every repeat's training pool;
+    # every: a whole search per repeat (nested cross-validation), repeats times the cost.
+    search: Literal["once", "every"] = "once"
+    # Seed of model initialization, shuffling and augmentation (search.seed seeds the sampler
+    # only, cv.seed the splits): repeat r, fold k and the refit each derive their own from it.
+    training_seed: Annotated[int, Field(ge=0)] = 0
+    # Bootstrap resamples behind every interval (test samples within each repeat, and the
+    # repeats themselves when there are several).
+    bootstrap: Annotated[int, Field(ge=100)] = 1000
+
+
 class CVConfig(_Strict):
     folds: Annotated[int, Field(ge=2)] = 3
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
 
 
@@ -231,6 +252,10 @@ class ResourcesConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # auto: channels_last memory format for convolutional models on CUDA.
     channels_last: StrictBool | Literal["auto"] = "auto"
+    # On CUDA, deterministic kernels only (torch.use_deterministic_algorithms, no cuDNN
+    # autotuning): same seed, same numbers on the same GPU, at a cost in speed (see README).
+    # On a CPU results are already reproducible for a given thread count.
+    deterministic: StrictBool = False
 
     @model_validator(mode="after")
     def _whole_gpus_for_ddp(self) -> ResourcesConfig:
@@ -270,6 +295,7 @@ class BenchmarkConfig(_Strict):
     overrides: dict[str, SearchSpace] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     model_budgets: dict[str, ModelBudget] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)

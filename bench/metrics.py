@@ -1,7 +1,19 @@
 """Classification metrics over scikit-learn, computed from predicted probabilities.
 
 METRICS is the one table of scalar metrics: the results schema, the leaderboard and the
-search direction all read names and directions from it."""
+search direction all read names and directions from it.
+
+Every metric is scikit-learn's own, on the probabilities exactly as predictions.parquet stores
+them (float32) and on the predicted class, their argmax (ties go to the lowest class index).
+Per-class precision, recall and F1 are averaged over the classes that occur in the labels or
+the predictions (scikit-learn's default labels): a class absent from both is left out of the
+macro averages and its per-class figures are NaN (null in JSON); any other zero division
+counts as 0. Weighted averages weight by support, so absent classes never counted there.
+Balanced accuracy is the mean recall over the classes in the labels. ROC-AUC is one-vs-rest
+macro (plain AUC for two classes) and NaN when a class is absent from the labels; log loss
+clips the float32 probabilities at float32's epsilon as scikit-learn does, without
+renormalizing; top-5 accuracy is NaN for 5 or fewer classes. Each NaN carries its reason.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +47,23 @@ def _labels(num_classes: int) -> list[int]:
     return list(range(num_classes))
 
 
+def as_stored(proba: np.ndarray) -> np.ndarray:
+    """The probabilities as predictions.parquet holds them: every metric is computed from
+    these, so a metric recomputed from the stored file gives the recorded number."""
+    return np.asarray(proba, dtype=np.float32)
+
+
 def _averaged(score, average: str):
     def fn(y_true, proba, y_pred, num_classes):
-        return score(y_true, y_pred, labels=_labels(num_classes), average=average, zero_division=0)
+        # labels=None: a class absent from labels and predictions stays out of the average
+        return score(y_true, y_pred, average=average, zero_division=0)
 
     return fn
+
+
+def rows_sum_to_one(proba: np.ndarray) -> bool:
+    """scikit-learn's test before a multiclass ROC-AUC (it refuses other scores)."""
+    return bool(np.allclose(1, proba.sum(axis=1)))
 
 
 def _roc_auc(y_true, proba, y_pred, num_classes):
@@ -50,6 +74,8 @@ def _roc_auc(y_true, proba, y_pred, num_classes):
         raise UndefinedMetric(f"roc_auc undefined: class(es) {absent} absent from the labels")
     if num_classes == 2:
         return roc_auc_score(y_true, proba[:, 1])
+    if not rows_sum_to_one(proba):
+        raise UndefinedMetric("roc_auc undefined: probability rows do not sum to 1")
     return roc_auc_score(
         y_true, proba, multi_class="ovr", average="macro", labels=_labels(num_classes)
     )
@@ -58,7 +84,10 @@ def _roc_auc(y_true, proba, y_pred, num_classes):
 def _log_loss(y_true, proba, y_pred, num_classes):
     from sklearn.metrics import log_loss
 
-    return log_loss(y_true, proba, labels=_labels(num_classes))
+    with warnings.catch_warnings():
+        # float32 softmax rows drift from 1; scikit-learn warns and scores them as they are
+        warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+        return log_loss(y_true, proba, labels=_labels(num_classes))
 
 
 def _top5(y_true, proba, y_pred, num_classes):
@@ -161,12 +190,12 @@ class MetricReport:
 
 
 def compute_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: int) -> MetricReport:
-    """Every metric in the table, per-class precision/recall/F1/support and the confusion matrix."""
+    """Every metric in the table, per-class precision/recall/F1/support and the confusion matrix,
+    by the rule in the module docstring."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     y_true = np.asarray(y_true, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 softmax rows drift from 1
+    proba = as_stored(proba)
     y_pred = proba.argmax(axis=1)
     values: dict[str, float] = {}
     notes: dict[str, str] = {}
@@ -181,10 +210,11 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, num_classes: int) -> 
         precision, recall, f1, support = precision_recall_fscore_support(
             y_true, y_pred, labels=_labels(num_classes), zero_division=0
         )
+    absent = ~np.isin(_labels(num_classes), np.concatenate([y_true, y_pred]))
     per_class = {
-        "precision": precision.tolist(),
-        "recall": recall.tolist(),
-        "f1": f1.tolist(),
+        "precision": np.where(absent, math.nan, precision).tolist(),
+        "recall": np.where(absent, math.nan, recall).tolist(),
+        "f1": np.where(absent, math.nan, f1).tolist(),
         "support": [float(s) for s in support],
     }
     confusion = confusion_matrix(y_true, y_pred, labels=_labels(num_classes)).tolist()

@@ -17,17 +17,24 @@ import ray
 
 from bench import environment
 from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
-from bench.data import load_dataset
+from bench.data import load_replicates
+from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError
 from bench.registry import MODELS
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
 from bench.results.store import RunStore
+from bench.seeds import training_seed
 from bench.train.task import PairingContext
 from bench.tune.datasets import DatasetPool
 from bench.tune.jobs import PairingJob, TrialPlan, part_name
-from bench.tune.pairing import PairingSearch, finished_trials, interrupted_trials
+from bench.tune.pairing import (
+    REPLICATE_PARTS,
+    PairingSearch,
+    finished_trials,
+    interrupted_trials,
+)
 from bench.tune.scheduling import LOOKAHEAD, Capacity
 from bench.tune.search import SearchRun, run_search
 
@@ -88,41 +95,6 @@ class RunSummary:
     store: RunStore
     leaderboard: list[dict[str, Any]]
     seconds: float
-
-
-def split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
-    """Which fold validates on each CV-pool sample, and the test rows: saved with the run."""
-    fold_of = [-1] * len(data.train_y)
-    for k, (_, val) in enumerate(data.folds):
-        for i in val:
-            fold_of[int(i)] = k
-    source_train = data.train_index if data.train_index is not None else range(len(data.train_y))
-    source_test = data.test_index if data.test_index is not None else [-1] * len(data.test_y)
-    rows = [
-        {
-            "run_id": run_id,
-            "dataset": data.name,
-            "role": "train",
-            "sample": i,
-            "source_index": int(src),
-            "label": int(y),
-            "fold": fold_of[i],
-        }
-        for i, (src, y) in enumerate(zip(source_train, data.train_y, strict=True))
-    ]
-    rows += [
-        {
-            "run_id": run_id,
-            "dataset": data.name,
-            "role": "test",
-            "sample": i,
-            "source_index": int(src),
-            "label": int(y),
-            "fold": -1,
-        }
-        for i, (src, y) in enumerate(zip(source_test, data.test_y, strict=True))
-    ]
-    return rows
 
 
 def trial_slots(r: ResourcesConfig, cluster: Mapping[str, float] | None = None) -> int:
@@ -197,13 +169,13 @@ def run_benchmark(
             callbacks=callbacks,
         )
     except KeyboardInterrupt:
-        merge_parts(store)  # what finished is written, in the final files' shape
+        merge_parts(store, config.evaluation)  # what finished is written, in the final shape
         raise Interrupted(
             f"interrupted; finished trials are saved. Resume with: {resume_command}"
         ) from None
     finally:
         datasets.close()
-    tables = merge_parts(store)
+    tables = merge_parts(store, config.evaluation)
     if run.data_errors:
         error = next(iter(run.data_errors.values()))
         raise BenchError(
@@ -220,17 +192,24 @@ def run_benchmark(
 def plan_pairings(
     config: BenchmarkConfig, store: RunStore, cluster: Mapping[str, float]
 ) -> list[PairingSearch]:
-    """The pairings still to run (a resumed run skips finished ones), longest first, each with
-    its finished trials and the checkpoints of its cut-off ones."""
-    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list("parts/leaderboard")}
-    jobs = [pairing_job(config, store, model, dataset.key) for model, dataset in config.pairings()]
+    """The pairings' repeats still to run (a resumed run skips finished ones), longest first,
+    each with its finished trials and the checkpoints of its cut-off ones. With
+    evaluation.search once, repeats past 0 only refit repeat 0's choice: they follow it."""
+    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list(REPLICATE_PARTS)}
+    repeats = range(config.evaluation.repeats)
+    jobs = [
+        pairing_job(config, store, model, dataset.key, r)
+        for model, dataset in config.pairings()
+        for r in repeats
+    ]
     jobs = [job for job in jobs if job.part_name not in done]
     prior = {job.part_name: finished_trials(store, job.part_name) for job in jobs}
     numbers = {part: {r["trial"] for r in rows} for part, rows in prior.items()}
     restarts = interrupted_trials(store, numbers) if any(prior.values()) else {}
     datasets = [d.key for d in config.datasets]
     jobs.sort(key=lambda job: run_order(job, datasets.index(job.dataset)))
-    return [
+    refit_only = config.evaluation.search == "once"
+    searches = [
         PairingSearch(
             dataclasses.replace(job, restarts=restarts.get(job.part_name, {})),
             config.space_for(job.ctx.model, job.ctx.dataset),
@@ -238,9 +217,30 @@ def plan_pairings(
             config.cv.folds,
             live_cap(config.search.max_concurrent_trials, job.resources, cluster),
             prior[job.part_name],
+            refit_only=refit_only and job.ctx.repeat > 0,
         )
         for job in jobs
     ]
+    if refit_only:
+        _follow_repeat_zero(searches, store)
+    return searches
+
+
+def _follow_repeat_zero(searches: list[PairingSearch], store: RunStore) -> None:
+    """Each repeat past 0 follows its pairing's repeat-0 search; when that finished in an
+    interrupted run, its stored choice is refit now (or its failure handed on)."""
+    leaders = {(p.job.ctx.model, p.job.dataset): p for p in searches if p.job.ctx.repeat == 0}
+    for follower in (p for p in searches if p.job.ctx.repeat > 0):
+        leader = leaders.get((follower.job.ctx.model, follower.job.dataset))
+        if leader is not None:
+            leader.followers.append(follower)
+            continue
+        ctx = dataclasses.replace(follower.job.ctx, repeat=0)
+        (row,) = store.read_table(f"{REPLICATE_PARTS}/{part_name(ctx.pairing)}.parquet").to_pylist()
+        if row["status"] == "ok":
+            follower.follow(row)
+        else:
+            follower.fail(store, f"repeat 0: {row['error']}")
 
 
 def live_cap(
@@ -264,17 +264,23 @@ def experiment_name(store: RunStore) -> str:
     return f"search-{len(earlier)}" if earlier else "search"
 
 
-def load_dataset_for_run(config: BenchmarkConfig, store: RunStore, key: str, echo: Print) -> Any:
-    """One dataset decoded, its splits saved with the run (a resumed run checks that it
-    derived the very same ones) and its skipped files listed."""
+def load_dataset_for_run(
+    config: BenchmarkConfig, store: RunStore, key: str, echo: Print
+) -> list[Any]:
+    """One dataset decoded, each repeat's splits saved with the run (a resumed run checks that
+    it derived the very same ones), its fingerprint attached and its skipped files listed."""
     dataset = next(d for d in config.datasets if d.key == key)
-    data = load_dataset(dataset, config.cv.folds, config.cv.test_fraction, config.cv.seed)
-    echo(
-        f"  dataset {key}: {len(data.train_y)} train / {len(data.test_y)} test, "
-        f"{data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}, "
-        f"{config.cv.folds} folds"
+    cv = config.cv
+    repeats = load_replicates(
+        dataset, cv.folds, cv.test_fraction, cv.seed, config.evaluation.repeats
     )
-    rows = split_rows(store.run_id, data)
+    first = repeats[0]
+    echo(
+        f"  dataset {key}: {len(first.train_y)} train / {len(first.test_y)} test, "
+        f"{first.num_classes} classes, {first.channels}x{first.image_size}x{first.image_size}, "
+        f"{cv.folds} folds x {len(repeats)} repeats"
+    )
+    rows = [row for data in repeats for row in split_rows(store.run_id, data)]
     part = f"parts/splits/{part_name(key)}.parquet"
     if store.exists(part):
         if store.read_table(part).to_pylist() != to_table("splits", rows).to_pylist():
@@ -284,11 +290,14 @@ def load_dataset_for_run(config: BenchmarkConfig, store: RunStore, key: str, ech
             )
     else:
         store.write_table("splits", rows, part)
-    if data.skipped:
-        echo(f"  dataset {key}: skipped {len(data.skipped)} unreadable file(s)")
+    stamp = fingerprint(rows, repeats, cv.test_fraction)
+    for data in repeats:
+        data.fingerprint = stamp
+    if first.skipped:
+        echo(f"  dataset {key}: skipped {len(first.skipped)} unreadable file(s)")
         listed = store.read_json(SKIPPED_FILE) if store.exists(SKIPPED_FILE) else {}
-        store.write_json(SKIPPED_FILE, {**listed, key: data.skipped})
-    return data
+        store.write_json(SKIPPED_FILE, {**listed, key: first.skipped})
+    return repeats
 
 
 def find_resumable(output: str, benchmark: str) -> RunStore:
@@ -334,16 +343,19 @@ def _on_off_auto(value: bool | str) -> str:
     return value if isinstance(value, str) else ("on" if value else "off")
 
 
-def pairing_job(config: BenchmarkConfig, store: RunStore, model: str, dataset: str) -> PairingJob:
-    """What the trials and the refit of one pairing need besides their hyperparameters."""
-    ctx = pairing_context(config, store.run_id, model, dataset)
+def pairing_job(
+    config: BenchmarkConfig, store: RunStore, model: str, dataset: str, repeat: int = 0
+) -> PairingJob:
+    """What the trials and the refit of one pairing's repeat need besides hyperparameters."""
+    ctx = pairing_context(config, store.run_id, model, dataset, repeat)
     return PairingJob(ctx, config.resources_for(model), dataset)
 
 
 def pairing_context(
-    config: BenchmarkConfig, run_id: str, model: str, dataset: str
+    config: BenchmarkConfig, run_id: str, model: str, dataset: str, repeat: int = 0
 ) -> PairingContext:
-    """A pairing's settings besides its hyperparameters (the model's own budget applied)."""
+    """A pairing's settings besides its hyperparameters (the model's own budget applied), for
+    one repeat: its training seed derives from evaluation.training_seed and the repeat."""
     budget, resources = config.budget_for(model), config.resources_for(model)
     return PairingContext(
         run_id=run_id,
@@ -355,9 +367,11 @@ def pairing_context(
         batch_size=budget.batch_size,
         patience=budget.patience,
         trials=budget.trials,
-        seed=config.search.seed,
+        seed=training_seed(config.evaluation.training_seed, repeat),
+        repeat=repeat,
         workers=resources.workers,
         checkpoint_every=config.budget.checkpoint_every,
         precision=resources.precision,
         channels_last=_on_off_auto(resources.channels_last),
+        deterministic=resources.deterministic,
     )

@@ -39,7 +39,8 @@ def tiny_benchmark():
 
 
 def make_tiny_benchmark(tmp_path, **changes) -> dict:
-    """A raw benchmark mapping sized for tests: 2 trials, 2 folds, 2 epochs on digits."""
+    """A raw benchmark mapping sized for tests: 2 trials, 2 folds, 2 epochs, 2 repeats on
+    digits."""
     raw = {
         "name": "tiny",
         "models": ["mlp", "simple_cnn"],
@@ -47,6 +48,7 @@ def make_tiny_benchmark(tmp_path, **changes) -> dict:
         "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
         "search": {"trials": 2, "seed": 0},
         "cv": {"folds": 2, "seed": 0},
+        "evaluation": {"repeats": 2},
         "budget": {"epochs": 2, "batch_size": 64},
         "output": str(tmp_path / "results"),
     }

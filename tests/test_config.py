@@ -93,6 +93,12 @@ def test_cli_overrides_win(tmp_path):
         ({"search_space": {"class_weight": ["balanced", "auto"]}}, "unknown class_weight 'auto'"),
         ({"search": {"metric": "f1"}}, "unknown metric 'f1' (did you mean"),
         ({"cv": {"folds": 1}}, "cv.folds"),
+        ({"cv": {"seed": -1}}, "cv.seed"),
+        ({"evaluation": {"repeats": 0}}, "evaluation.repeats"),
+        ({"evaluation": {"search": "twice"}}, "evaluation.search"),
+        ({"evaluation": {"bootstrap": 10}}, "evaluation.bootstrap"),
+        ({"evaluation": {"repeat": 3}}, "evaluation.repeat: unknown key (did you mean 'repeats'"),
+        ({"search": {"batch": -1}}, "search.batch"),
         ({"resources": {"workers": 2, "gpus_per_worker": 0.5}}, "fractional gpus_per_worker"),
         (
             {"overrides": {"vgg61": {"lr": 0.1}}},

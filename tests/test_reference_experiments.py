@@ -2,9 +2,12 @@
 data written in its dataset's own format (MNIST IDX, CIFAR-10 batches, PNG trees) and with
 ImageNet weight files written where torchvision's weights API caches its downloads."""
 
+import json
 import math
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from bench.config import load_benchmark
@@ -21,12 +24,20 @@ SHIPPED = Path(__file__).resolve().parent.parent / "search_spaces"
 # Every definition as shipped, only smaller: one trial, two folds, one epoch, small batches.
 TINY = {
     "search.trials": 1,
+    "evaluation.repeats": 1,
     "cv.folds": 2,
     "budget.epochs": 1,
     "budget.batch_size": 8,
     "model_budgets": {},
 }
 SCENES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
+# The test labels the writers below put in each dataset's own files, in file order: a loader
+# that misread, reordered or relabelled the files could not reproduce them.
+WRITTEN_TEST_LABELS = {
+    "mnist": list(np.arange(10) % 10),  # write_mnist: labels cycle 0..9
+    "cifar10": [i % 3 for i in range(3)],  # write_cifar10(classes=3): cycle 0..2
+    "imagefolder@scenes": list(range(len(SCENES))),  # scenes/test: one image per class
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +88,11 @@ def test_reference_experiment_runs_end_to_end(name, written, tmp_path, ray_sessi
         # ROC-AUC is recorded too; on a few random test images a class may be absent (NaN).
         auc = row["test_roc_auc"]
         assert math.isnan(auc) or 0.0 <= auc <= 1.0
+    predictions = pq.read_table(f"{summary.store.path}/predictions.parquet").to_pandas()
+    for (model, dataset), rows in predictions.groupby(["model", "dataset"]):
+        rows = rows.sort_values("sample")
+        if dataset in WRITTEN_TEST_LABELS:  # an official test split: every image, in order
+            assert rows.y_true.tolist() == WRITTEN_TEST_LABELS[dataset], (model, dataset)
+        proba = np.stack(rows.proba.to_numpy())
+        classes = json.loads(board[(model, dataset)]["classes"])
+        assert np.allclose(proba.sum(1), 1, atol=1e-4) and proba.shape[1] == len(classes)

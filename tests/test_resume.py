@@ -27,6 +27,7 @@ def write_benchmark(tmp_path: Path) -> Path:
                 "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
                 "search": {"trials": 6, "max_concurrent_trials": 1},
                 "cv": {"folds": 2},
+                "evaluation": {"repeats": 2},  # repeat 1 refits repeat 0's choice on resume
                 "budget": {"epochs": 40, "checkpoint_every": 1},  # a trial lasts seconds
                 "output": str(tmp_path / "results"),
             }
@@ -112,6 +113,8 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(folds) == 6 * 2 and folds.groupby("trial").size().eq(2).all()
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert board.status.tolist() == ["ok"] and board.num_trials.tolist() == [6]
+    replicates = pd.read_parquet(run_dir / "replicates.parquet")
+    assert replicates["repeat"].tolist() == [0, 1] and replicates.best_trial.nunique() == 1
     assert len(list(tmp_path.glob("results/resumable/*"))) == 1  # resumed in place
 
 
@@ -144,7 +147,32 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
+NOT_COMPARED = (
+    "run_id",
+    "trial_id",
+    "worker_pid",
+    "refit_worker_pid",
+    "node_id",
+    "resumed_from_epoch",
+)
+
+
+def same_except_times(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Every column but identities and timings, exactly."""
+    keep = [
+        c
+        for c in a.columns
+        if c not in NOT_COMPARED and "seconds" not in c and "per_second" not in c
+    ]
+    keys = [c for c in ("repeat", "trial", "fold", "phase", "epoch") if c in keep]
+    a = a[keep].sort_values(keys).reset_index(drop=True)
+    b = b[keep].sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
 def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
+    """...from its last checkpoint, random generators included: its rows equal those of the
+    same benchmark run without the kill."""
     path = tmp_path / "fragile.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -154,6 +182,7 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
                 "datasets": ["digits"],
                 "search": {"trials": 2, "max_concurrent_trials": 1, "retries": 1},
                 "cv": {"folds": 2},
+                "evaluation": {"repeats": 1},
                 "budget": {"epochs": 30, "checkpoint_every": 1},
                 "output": str(tmp_path / "results"),
             }
@@ -170,8 +199,8 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
         if (
             trials
             and tune
-            and list(tune.glob("mlp@digits-trial_00000/checkpoint_*"))
-            and not (tune / "mlp@digits-trial_00001").exists()
+            and list(tune.glob("mlp@digits.r0-trial_00000/checkpoint_*"))
+            and not (tune / "mlp@digits.r0-trial_00001").exists()
         ):
             os.kill(trials[0], signal.SIGKILL)
             killed = trials[0]
@@ -187,3 +216,18 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
     epochs = pd.read_parquet(run_dir / "epochs.parquet")
     first = epochs[(epochs.trial == 0) & (epochs.phase == "cv")]
     assert first.groupby("fold").epoch.apply(list).map(lambda e: e == list(range(1, 31))).all()
+
+    again = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = next(d for d in tmp_path.glob("results/fragile/*") if d != run_dir)
+    for name in ("folds", "epochs", "trials", "predictions", "replicates"):
+        same_except_times(
+            pd.read_parquet(run_dir / f"{name}.parquet"),
+            pd.read_parquet(reference / f"{name}.parquet"),
+        )

@@ -1,7 +1,6 @@
 """End to end on a real local Ray (2 CPUs, started once per session): bench run at tiny scale."""
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -10,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.config import validate_benchmark
-from bench.metrics import METRIC_NAMES, compute_metrics
+from bench.metrics import METRIC_NAMES
 from bench.results.schema import SCHEMA_VERSION, TABLES
+from bench.testing.classification import sklearn_metrics
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -64,6 +64,10 @@ def test_rows_cover_every_pairing_trial_and_fold(tiny_run):
     epochs = read(tiny_run, "epochs").to_pandas()
     assert set(epochs.phase) == {"cv", "refit"}
     assert len(epochs[epochs.phase == "cv"]) == 2 * 2 * 2 * 2  # ... x 2 epochs
+    refits = epochs[epochs.phase == "refit"]
+    assert sorted(refits.groupby(["model", "repeat"]).size().index) == [
+        (m, r) for m in ("mlp", "simple_cnn") for r in (0, 1)
+    ]
 
 
 def test_metrics_are_sane(tiny_run):
@@ -77,33 +81,68 @@ def test_metrics_are_sane(tiny_run):
     assert (folds.accuracy > 0.5).all()
 
 
-def test_test_metrics_recomputed_from_predictions_match_the_leaderboard(tiny_run):
+def test_test_metrics_recomputed_from_predictions_equal_scikit_learn(tiny_run):
+    """Every repeat's test metrics, recomputed from predictions.parquet with scikit-learn,
+    to 1e-9; the leaderboard's test figures are their mean over repeats."""
     board = read(tiny_run, "leaderboard").to_pandas()
+    replicates = read(tiny_run, "replicates").to_pandas()
     predictions = read(tiny_run, "predictions").to_pandas()
-    assert sorted(board["rank"]) == [1, 2]
-    for _, row in board.iterrows():
-        mine = predictions[predictions.model == row.model].sort_values("sample")
-        assert len(mine) == row.test_samples == 360
+    assert sorted(board["rank"]) == [1, 2] and set(board.repeats) == {2}
+    assert len(replicates) == 4 and set(replicates.status) == {"ok"}
+    for _, rep in replicates.iterrows():
+        mine = predictions[
+            (predictions.model == rep.model) & (predictions["repeat"] == rep["repeat"])
+        ]
+        mine = mine.sort_values("sample")
+        assert len(mine) == rep.test_samples == 360
         proba = np.stack(mine.proba.to_numpy())
-        report = compute_metrics(mine.y_true.to_numpy(), proba, 10)
+        assert proba.dtype == np.float32 and (mine.y_pred.to_numpy() == proba.argmax(1)).all()
+        expected = sklearn_metrics(mine.y_true.to_numpy(), proba, 10)
+        assert set(expected) == set(METRIC_NAMES)
+        for name, value in expected.items():
+            assert rep[f"test_{name}"] == pytest.approx(value, abs=1e-9), name
+    for _, row in board.iterrows():
+        mine = replicates[replicates.model == row.model]
         for name in METRIC_NAMES:
-            expected = report.values[name]
-            if math.isnan(expected):
-                assert math.isnan(row[f"test_{name}"])
-            else:
-                assert row[f"test_{name}"] == pytest.approx(expected, abs=1e-6), name
-        assert (mine.y_pred.to_numpy() == proba.argmax(1)).all()
+            assert row[f"test_{name}"] == pytest.approx(mine[f"test_{name}"].mean(), abs=1e-12)
+            assert row[f"test_{name}_low"] <= row[f"test_{name}_high"], name
+        # a percentile interval need not hold the mean, but for F1 on 2 x 360 images it does
+        assert row.test_f1_macro_low < row.test_f1_macro < row.test_f1_macro_high
 
 
-def test_folds_are_saved_and_shared_by_every_model(tiny_run):
+def test_ranks_come_from_held_out_scores_not_cv(tiny_run):
+    board = read(tiny_run, "leaderboard").to_pandas().sort_values("rank")
+    assert board.test_f1_macro.is_monotonic_decreasing
+
+
+def test_each_repeat_has_its_own_splits_and_seed_shared_by_every_model(tiny_run):
     splits = read(tiny_run, "splits").to_pandas()
-    train = splits[splits.role == "train"]
-    assert sorted(train.fold.unique()) == [0, 1]
-    assert len(splits[splits.role == "test"]) == 360
-    assert not set(train.source_index) & set(splits[splits.role == "test"].source_index)
+    test = {r: set(g[g.role == "test"].source_index) for r, g in splits.groupby("repeat")}
+    assert sorted(test) == [0, 1] and all(len(t) == 360 for t in test.values())
+    assert test[0] != test[1]  # each repeat draws its own test split
+    for _, group in splits.groupby("repeat"):
+        train = group[group.role == "train"]
+        assert not set(train.source_index) & set(group[group.role == "test"].source_index)
+        assert sorted(train.fold.unique()) == [0, 1]
+    replicates = read(tiny_run, "replicates").to_pandas()
+    seeds = replicates.groupby("repeat").training_seed.unique()
+    assert all(len(s) == 1 for s in seeds) and seeds[0][0] != seeds[1][0]
+    assert replicates.groupby("repeat").best_params.nunique().max() <= 2  # once: repeat 0's
+
+
+def test_every_model_was_validated_on_the_same_samples_per_fold(tiny_run):
+    """Fold membership, not just fold numbers: each fold row's digest of its validation
+    samples equals the one computed from splits.parquet, for every model and trial."""
+    from bench.train.task import sample_digest
+
+    splits = read(tiny_run, "splits").to_pandas()
+    train = splits[(splits.role == "train") & (splits.repeat == 0)]
+    expected = {k: sample_digest(g["sample"].to_numpy()) for k, g in train.groupby("fold")}
     folds = read(tiny_run, "folds").to_pandas()
-    # every trial of every model trained on the same folds: same epochs budget, same folds set
-    assert set(folds.fold) == {0, 1}
+    assert set(folds.model) == {"mlp", "simple_cnn"}
+    for _, row in folds.iterrows():
+        assert row.val_digest == expected[row.fold], (row.model, row.trial, row.fold)
+        assert row.val_samples == (train.fold == row.fold).sum()
 
 
 def test_runs_never_overwrite_each_other(tiny_run):
@@ -300,3 +339,34 @@ def test_a_dataset_that_fails_to_load_loses_no_finished_work(ray_session, tmp_pa
     assert {r["status"] for r in resumed.leaderboard} == {"ok"}
     trials = read(resumed, "trials").to_pandas()
     assert len(trials) == 2  # digits' trial was not run again
+
+
+def test_a_report_over_runs_with_other_splits_pairs_nothing_across_them(
+    tiny_run, tmp_path, tiny_benchmark
+):
+    """Another cv.seed draws other splits: `bench report` says the runs are not comparable,
+    shows them as two groups and compares models only within each."""
+    import subprocess
+    import sys
+
+    from bench.runner import run_benchmark
+
+    raw = tiny_benchmark(tmp_path, cv={"folds": 2, "seed": 1}, models=["mlp"])
+    other = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "report", tiny_run.store.path, other.store.path]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "different splits or preprocessing" in done.stderr
+    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    assert board.fingerprint.nunique() == 2 and board.group.nunique() == 2
+    alone = board[board.run_id == other.store.run_id]
+    assert len(alone) == 1 and alone["rank"].iloc[0] == 1  # ranked alone, compared with nobody
+    first = board[board.run_id == tiny_run.store.run_id]
+    assert sorted(first.model) == ["mlp", "simple_cnn"]  # its mlp was not replaced by the other's
+    assert sorted(first["rank"]) == [1, 2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.data.images import ImageData, LoadedImages
-from bench.data.splits import fold_indices, holdout_split, prepare_dataset, with_folds
+from bench.data.splits import fold_indices, holdout_split, prepare_dataset, replicates, with_folds
 
 __all__ = [
     "ImageData",
@@ -13,15 +13,24 @@ __all__ = [
     "fold_indices",
     "holdout_split",
     "load_dataset",
+    "load_replicates",
     "prepare_dataset",
+    "replicates",
     "with_folds",
 ]
 
 
-def load_dataset(dataset: Any, folds: int, test_fraction: float, seed: int) -> ImageData:
-    """A config.DatasetConfig -> the loaded images, their test split and their CV folds."""
+def load_replicates(
+    dataset: Any, folds: int, test_fraction: float, seed: int, repeats: int
+) -> list[ImageData]:
+    """A config.DatasetConfig -> its images, decoded once, with each repeat's test split and
+    CV folds (see splits.replicates)."""
     from bench.registry import DATASETS
 
     loaded = DATASETS.get(dataset.name).load(dataset)
-    data = prepare_dataset(dataset.key, loaded, test_fraction, seed)
-    return with_folds(data, folds, seed)
+    return replicates(dataset.key, loaded, repeats, folds, test_fraction, seed)
+
+
+def load_dataset(dataset: Any, folds: int, test_fraction: float, seed: int) -> ImageData:
+    """Repeat 0 of load_replicates: the splits every run's first repeat uses."""
+    return load_replicates(dataset, folds, test_fraction, seed, 1)[0]

@@ -36,10 +36,16 @@ class ImageData:
     test_index: np.ndarray | None = None
     # (train, validation) index pairs into the CV pool, shared by every trial and model.
     folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    # Per-channel pixel mean/std of the CV pool on the 0..1 scale, for input normalization.
+    # Per-channel pixel mean/std on the 0..1 scale, for input normalization: of the whole CV
+    # pool (what the refit trains on), and of each fold's training part (what that fold's
+    # model trains on: its validation images never shape its inputs).
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
+    fold_stats: list[tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    repeat: int = 0  # the replicate these splits belong to
+    # Hash of the dataset's splits (every repeat) and preprocessing: see runner.fingerprint.
+    fingerprint: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -56,10 +62,31 @@ class ImageData:
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 NCHW images, scaled to 0..1."""
-    scaled = images.astype(np.float32) / 255.0
-    mean = scaled.mean(axis=(0, 2, 3))
-    std = np.maximum(scaled.std(axis=(0, 2, 3)), 1e-3)
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    return stats_of(pixel_sums(images), np.arange(len(images)), images.shape[2] * images.shape[3])
+
+
+def pixel_sums(images: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """(N, 2, C) per image and channel: the sum of its pixels and of their squares (0..255
+    scale), exact in float64. Any subset's statistics then cost a sum over its rows: each
+    fold's own normalization needs no second pass over the images."""
+    out = np.empty((len(images), 2, images.shape[1]), dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].astype(np.float64)
+        out[start : start + chunk, 0] = block.sum(axis=(2, 3))
+        out[start : start + chunk, 1] = np.square(block).sum(axis=(2, 3))
+    return out
+
+
+def stats_of(
+    sums: np.ndarray, index: np.ndarray, pixels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (0..1 scale) of the images `index` selects from pixel_sums."""
+    count = len(index) * pixels
+    total = sums[index].sum(axis=0)
+    mean = total[0] / count
+    var = np.maximum(total[1] / count - mean**2, 0.0)
+    std = np.maximum(np.sqrt(var) / 255.0, 1e-3)
+    return tuple(float(m) for m in mean / 255.0), tuple(float(s) for s in std)
 
 
 def to_uint8_nchw(images: np.ndarray) -> np.ndarray:

@@ -64,7 +64,8 @@ def run_bench(config: BenchmarkConfig) -> tuple[float, list[Fit], Path]:
     summary = run_benchmark(config, echo=lambda line: None)
     folder = Path(summary.store.path)
     trials = pq.read_table(folder / "trials.parquet").to_pylist()
-    board = pq.read_table(folder / "leaderboard.parquet").to_pylist()
+    # every repeat's refit (the plain loop trains them all on repeat 0's data: the same work)
+    board = pq.read_table(folder / "replicates.parquet").to_pylist()
     folds = config.cv.folds
     fits = [
         Fit(t["model"], t["dataset"], json.loads(t["params"]), k)
@@ -134,7 +135,9 @@ def run_naive(config: BenchmarkConfig, fits: list[Fit], workdir: str) -> list[fl
             one_fold = (
                 data
                 if fit.fold is None
-                else dataclasses.replace(data, folds=[data.folds[fit.fold]])
+                else dataclasses.replace(
+                    data, folds=[data.folds[fit.fold]], fold_stats=[data.fold_stats[fit.fold]]
+                )
             )
             refs[key] = ray.put(one_fold)
         mode = "refit" if fit.fold is None else "cv"

@@ -140,7 +140,7 @@ class TrialRates:
 
 
 def bench_trial_rates(
-    data, epochs: int, device: torch.device, precision: str, params: dict
+    data, epochs: int, device: torch.device, precision: str, params: dict, deterministic=False
 ) -> TrialRates:
     """bench's own CV trial (all folds in lockstep) and refit, exactly as a trial actor runs
     them, minus Ray: the same PairingContext, loop, precision and channels_last choices."""
@@ -157,12 +157,14 @@ def bench_trial_rates(
         patience=0,
         seed=0,
         precision=precision,
+        deterministic=deterministic,
     )
     params = {"lr": 1e-3, **params}
     started = time.perf_counter()
     folds = cross_validate_trial(ctx, data, params, device)
     refit = refit_pairing(ctx, data, params, epochs, device)
     _synchronize(device)
+    torch.use_deterministic_algorithms(False)
     return TrialRates(
         statistics.median(f.samples_per_second for f in folds),
         refit.samples_per_second,
@@ -188,6 +190,8 @@ def compare(
         trial = bench_trial_rates(data, plan.epochs, device, "auto", {})
     echo("  bench's trial with augmentation on the device ...")
     augmented = bench_trial_rates(data, plan.epochs, device, "auto", AUGMENT)
+    echo("  bench's trial with deterministic kernels (resources.deterministic) ...")
+    exact = bench_trial_rates(data, plan.epochs, device, "auto", {}, deterministic=True)
     where = f"{name}, batch {BATCH}, {precision or 'fp32'}"
     return [
         Figure(SECTION, "plain loop", plain, "img/s", where),
@@ -200,6 +204,13 @@ def compare(
             augmented.folds,
             "img/s",
             ", ".join(f"{k} {v}" for k, v in AUGMENT.items()) + " (on the device)",
+        ),
+        Figure(
+            SECTION,
+            "deterministic / default",
+            exact.folds / trial.folds,
+            "x",
+            "resources.deterministic: true, training steps, median fold",
         ),
         Figure(
             SECTION,

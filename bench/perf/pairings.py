@@ -47,6 +47,7 @@ def tiny_config(copies: list[Path], workdir: str) -> BenchmarkConfig:
             "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
             "search": {"trials": 2, "seed": 0},
             "cv": {"folds": 2, "seed": 0},
+            "evaluation": {"repeats": 1},  # one refit a pairing: this section is about scale
             "budget": {"epochs": 1, "batch_size": 64},
             "output": workdir,
         },

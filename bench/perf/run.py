@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.perf import baselines, gpu, pairings, pipeline, sweeps
+from bench.perf import baselines, batches, gpu, pairings, pipeline, sweeps
 from bench.perf.figures import Figure, format_table, write_figures
 
 
@@ -93,6 +93,8 @@ def run_perf(
         figures += gpu_section(quick, workdir, echo)
         echo("scale in pairings:")
         figures += pairings.measure(list(plan.pairing_counts), workdir, echo)
+        echo("reproducible search:")
+        figures += batches.measure(quick, workdir, echo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures.sort(key=lambda f: f.section)

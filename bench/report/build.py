@@ -4,21 +4,32 @@ from the Parquet files alone. Writes only into its output folder; never into a r
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.metrics import higher_is_better
 from bench.report import plots
+from bench.report.budgets import (
+    EQUAL_COMPUTE_FRACTIONS,
+    equal_compute_budgets,
+    rank_at_equal_compute,
+    search_progress,
+)
+from bench.report.parallel import parallel_map
 from bench.report.stats import friedman
-from bench.report.tables import display_rows, leaderboard, to_markdown
+from bench.report.tables import (
+    FIGURES_NOTE,
+    PAIRING_KEYS,
+    TESTS_NOTE,
+    comparison_rows,
+    display_rows,
+    leaderboard,
+    report_notes,
+    to_markdown,
+)
 from bench.results.reader import RunSet, load_runs
 
 REPORT_FOLDER = "report"
@@ -31,6 +42,9 @@ class ReportFiles:
     csv: Path
     parquet: Path
     html: Path
+    # What a reader must know before comparing rows (incomparable runs, unequal budgets);
+    # also in the Markdown and HTML, and for the CLI to print.
+    notes: list[str] = field(default_factory=list)
 
 
 def default_output(paths: list[str]) -> Path:
@@ -55,42 +69,46 @@ def build_report(
         folder / "leaderboard.csv",
         folder / "leaderboard.parquet",
         folder / "report.html",
+        report_notes(board),
     )
-    files.markdown.write_text(to_markdown(board, metric))
+    files.markdown.write_text(to_markdown(board, metric, files.notes))
     board.to_csv(files.csv, index=False)
     board.to_parquet(files.parquet, index=False)
-    files.html.write_text(render_html(runs, board, metric))
+    files.html.write_text(render_html(runs, board, metric, files.notes))
     return files
 
 
-def render_html(runs: RunSet, board: pd.DataFrame, metric: str) -> str:
+def render_html(runs: RunSet, board: pd.DataFrame, metric: str, notes: list[str]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
         loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(["html"])
     )
-    shown = display_rows(board)
+    shown = display_rows(board, metric)
+    per_pairing = {name: _first_repeat(runs[name]) for name in ("predictions", "epochs", "trials")}
     return env.get_template("report.html").render(
         title=", ".join(sorted(board.dataset.unique())) if len(board) else "empty",
         metric=metric,
         runs=runs.runs,
-        notes=_missing_notes(runs),
+        figures_note=FIGURES_NOTE,
+        tests_note=TESTS_NOTE,
+        notes=_missing_notes(runs) + notes,
         columns=list(shown.columns),
         rows=shown.to_dict("records"),
         friedman=_friedman_section(board, metric),
-        datasets=[
-            _dataset_section(runs, name, group, metric)
-            for name, group in board.groupby("dataset", sort=True)
+        groups=[
+            _group_section(name, group, per_pairing, metric)
+            for name, group in board.groupby("group", sort=False)
         ],
     )
 
 
 def _missing_notes(runs: RunSet) -> list[str]:
     what = {
-        "predictions": "ROC curves",
+        "predictions": "ROC curves, McNemar tests and paired intervals",
+        "replicates": "tests over repeats (t-test, Wilcoxon, P(best better))",
         "epochs": "learning curves",
-        "trials": "search history and importances",
-        "folds": "significance tests",
+        "trials": "search history, importances and compute curves",
     }
     return [
         f"{len(missing)} run(s) have no {name}.parquet: their {what[name]} are left out"
@@ -100,8 +118,14 @@ def _missing_notes(runs: RunSet) -> list[str]:
 
 
 def _friedman_section(board: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+    """Across datasets on test means. A dataset that runs scored on different data enters
+    once, with its group of most models: its groups are not independent datasets."""
     ok = board[board.status == "ok"]
-    table = ok.pivot_table(index="dataset", columns="model", values=f"cv_{metric}_mean")
+    largest = (
+        ok.groupby(["dataset", "group"]).size().sort_values(ascending=False).reset_index()
+    ).drop_duplicates("dataset")
+    ok = ok[ok.group.isin(largest.group)]
+    table = ok.pivot_table(index="dataset", columns="model", values=f"test_{metric}")
     table = table.dropna(axis=1)  # models present on every dataset
     if table.shape[0] < 2 or table.shape[1] < 3:
         return None
@@ -115,27 +139,67 @@ def _friedman_section(board: pd.DataFrame, metric: str) -> dict[str, Any] | None
     return {"datasets": table.shape[0], "result": result, "ranks": ranks, "cd_plot": cd_plot}
 
 
-def _dataset_section(runs: RunSet, name: str, group: pd.DataFrame, metric: str) -> dict[str, Any]:
+def _group_section(
+    name: str, group: pd.DataFrame, per_pairing: dict[str, dict[tuple, pd.DataFrame]], metric: str
+) -> dict[str, Any]:
     ok = group[group.status == "ok"]
+    keys = list(group[PAIRING_KEYS].itertuples(index=False, name=None))
+
+    def rows_of(table: str, key: tuple) -> pd.DataFrame:
+        return per_pairing[table].get(key, pd.DataFrame())
+
     jobs = [
-        (row, *(_rows_of(runs[t], row) for t in ("predictions", "epochs", "trials")), metric)
-        for _, row in group.iterrows()
+        (row, *(rows_of(t, key) for t in ("predictions", "epochs", "trials")), metric)
+        for (_, row), key in zip(group.iterrows(), keys, strict=True)
     ]
+    trials = [rows_of("trials", key) for key in keys]
+    against = comparison_rows(group, metric)
     return {
         "name": name,
+        "best": group.model.iloc[0],
         "bars": plots.metric_bars(group, metric) if len(ok) else None,
-        "pairings": _map(_pairing_section, jobs),
+        "comparison_columns": list(against.columns),
+        "comparisons": against.to_dict("records"),
+        **_compute_section(pd.concat(trials) if any(len(t) for t in trials) else pd.DataFrame()),
+        "pairings": parallel_map(_pairing_section, jobs),
     }
 
 
-def _map(fn, jobs: list[tuple]) -> list[Any]:
-    """Figures are CPU-bound and independent: draw them on every core (fork keeps it cheap)."""
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2:
-        return [fn(*job) for job in jobs]
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(fn, *zip(*jobs, strict=True)))
+def _compute_section(trials: pd.DataFrame) -> dict[str, Any]:
+    """Best-so-far CV score against compute, and the ranks at equal compute."""
+    if trials.empty:
+        return {"compute_plot": None}
+    trials = trials[trials.cpu_seconds.notna() | trials.gpu_seconds.notna()]
+    if trials.empty or trials.metric.nunique() != 1:
+        return {"compute_plot": None}  # no costs recorded, or scores not comparable
+    metric = trials.metric.iloc[0]
+    progress = search_progress(trials)
+    budgets = equal_compute_budgets(progress)
+    table = rank_at_equal_compute(progress, higher_is_better(metric))
+    columns = [
+        f"{fraction:.0%} ({budget:,.0f} s)"
+        for fraction, budget in zip(EQUAL_COMPUTE_FRACTIONS, budgets, strict=True)
+    ]
+    rows = [
+        {
+            "model": row.model,
+            **{
+                column: _score_and_rank(row[f"best_{f:g}"], row[f"rank_{f:g}"])
+                for column, f in zip(columns, EQUAL_COMPUTE_FRACTIONS, strict=True)
+            },
+        }
+        for _, row in table.iterrows()
+    ]
+    return {
+        "compute_plot": plots.compute_curves(progress, budgets, metric),
+        "compute_metric": metric,
+        "compute_columns": ["model", *columns],
+        "compute_rows": rows,
+    }
+
+
+def _score_and_rank(score: float, rank: float) -> str:
+    return "-" if pd.isna(score) else f"{score:.3f} (#{int(rank)})"
 
 
 def _pairing_section(
@@ -156,17 +220,20 @@ def _pairing_section(
     classes = json.loads(row.classes)
     figures.append(
         {
-            "caption": "normalized confusion matrix (test)",
+            "caption": "normalized confusion matrix (test, repeat 0)",
             "uri": plots.confusion_heatmap(row.test_confusion, classes),
         }
     )
     figures.append(
-        {"caption": "per-class F1 (test)", "uri": plots.per_class_f1(row.test_per_class, classes)}
+        {
+            "caption": "per-class F1 (test, repeat 0)",
+            "uri": plots.per_class_f1(row.test_per_class, classes),
+        }
     )
     if len(predictions):
         figures.append(
             {
-                "caption": "one-vs-rest ROC (test)",
+                "caption": "one-vs-rest ROC (test, repeat 0)",
                 "uri": plots.roc_curves(predictions.sort_values("sample"), classes),
             }
         )
@@ -188,8 +255,9 @@ def _pairing_section(
     if len(trials):
         figures.append(
             {
-                "caption": "search history",
-                "uri": plots.search_history(trials, higher_is_better(metric)),
+                "caption": "search history (repeat 0)",
+                # the trials' score is the search metric's, not necessarily the report's
+                "uri": plots.search_history(trials, higher_is_better(trials.metric.iloc[0])),
             }
         )
         importances = plots.param_importances(trials)
@@ -205,10 +273,9 @@ def _pairing_section(
     return {"model": row.model, "figures": figures, "importances": importances, "notes": notes}
 
 
-def _rows_of(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+def _first_repeat(table: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """Repeat 0's rows of each pairing (run_id, dataset, model): the repeat the search ran on,
+    and whose test split every model shares."""
     if table.empty:
-        return table
-    mask = (
-        (table.run_id == row.run_id) & (table.dataset == row.dataset) & (table.model == row.model)
-    )
-    return table[np.asarray(mask)]
+        return {}
+    return dict(iter(table[table.repeat == 0].groupby(PAIRING_KEYS, sort=False)))

@@ -26,22 +26,40 @@ def _data_uri(fig, left: float = 0.18) -> str:
 
 
 def metric_bars(board: pd.DataFrame, metric: str) -> str:
-    """CV mean per model with fold-std error bars, and the test score as a dot."""
+    """Test mean per model with its 95% interval, and the selection (CV) score as a ring."""
     ok = board[board.status == "ok"]
+    mean = ok[f"test_{metric}"].to_numpy(dtype=float)
+    below = np.nan_to_num(mean - ok[f"test_{metric}_low"].to_numpy(dtype=float))
+    above = np.nan_to_num(ok[f"test_{metric}_high"].to_numpy(dtype=float) - mean)
     fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(ok) + 2), 3))
     x = np.arange(len(ok))
     ax.bar(
         x,
-        ok[f"cv_{metric}_mean"],
-        yerr=ok[f"cv_{metric}_std"].fillna(0),
+        mean,
+        yerr=[below, above],
         capsize=4,
         color="#4c72b0",
-        label="CV mean ± std",
+        label="test mean [95% interval]",
     )
-    ax.plot(x, ok[f"test_{metric}"], "o", color="#dd8452", label="test")
+    ax.plot(x, ok[f"cv_{metric}_mean"], "o", mfc="none", color="#dd8452", label="selection (CV)")
     ax.set_xticks(x, ok.model, rotation=30, ha="right")
     ax.set_ylabel(metric)
     ax.legend(loc="lower right", fontsize=8)
+    return _data_uri(fig)
+
+
+def compute_curves(progress: pd.DataFrame, budgets: list[float], metric: str) -> str:
+    """Best CV score so far against compute spent, one line per model; dashed lines mark
+    the equal-compute budgets."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for model, rows in progress.groupby("model", sort=True):
+        ax.step(rows.compute, rows.best, where="post", label=model)
+    for budget in budgets:
+        ax.axvline(budget, linestyle="--", color="grey", linewidth=0.8)
+    ax.set_xlabel("compute spent (CPU + GPU seconds)")
+    ax.set_ylabel(f"best CV {metric} so far")
+    if progress.model.nunique() <= 12:
+        ax.legend(fontsize=7)
     return _data_uri(fig)
 
 

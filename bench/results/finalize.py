@@ -1,15 +1,20 @@
-"""Merge a run's per-trial and per-pairing parts into its final Parquet files, with ranks."""
+"""Merge a run's parts into its final Parquet files: replicates.parquet (a row per pairing and
+repeat) and leaderboard.parquet (a row per pairing: test figures averaged over repeats, with
+bootstrap intervals, ranked within each dataset on those held-out figures)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from bench.metrics import higher_is_better
 from bench.results.store import RunStore, concat
+from bench.seeds import BOOTSTRAP, derive_seed
 
 # final file -> the parts folder it is merged from
 PARTS = {
@@ -18,33 +23,179 @@ PARTS = {
     "trials": "parts/trials_all",
     "predictions": "parts/predictions",
     "splits": "parts/splits",  # one part per dataset, written when it is loaded
+    "replicates": "parts/replicates",  # one part per pairing and repeat
 }
+# Figures of a pairing taken from its repeat 0 (the others' are in replicates.parquet).
+_FROM_REPEAT_ZERO = (
+    "run_id",
+    "benchmark",
+    "dataset",
+    "model",
+    "metric",
+    "best_trial",
+    "best_params",
+    "test_metric_notes",
+    "test_per_class",
+    "test_confusion",
+    "classes",
+    "train_samples",
+    "test_samples",
+    "num_params",
+    "folds",
+    "max_epochs",
+    "refit_epochs",
+    "refit_samples_per_second",
+    "refit_worker_pid",
+)
 
 
-def merge_parts(store: RunStore) -> dict[str, pa.Table]:
-    """Write folds/epochs/trials/predictions/splits/leaderboard.parquet from the parts; return
-    them."""
+def merge_parts(
+    store: RunStore, evaluation: Any = None, resamples: int | None = None
+) -> dict[str, pa.Table]:
+    """Write every final file from the parts; return them. `evaluation` (the run's
+    EvaluationConfig) says how the repeats were searched and how many bootstrap resamples
+    each interval takes."""
     tables = {}
     for name, folder in PARTS.items():
         tables[name] = concat(name, [store.read_table(p) for p in store.list(folder)])
         store.write_parquet(f"{name}.parquet", tables[name])
-    rows = [row for p in store.list("parts/leaderboard") for row in store.read_table(p).to_pylist()]
+    search_mode = getattr(evaluation, "search", "once")
+    resamples = resamples or getattr(evaluation, "bootstrap", 1000)
+    seed = derive_seed(getattr(evaluation, "training_seed", 0), BOOTSTRAP)
+    rows = pairing_rows(tables, search_mode, resamples, seed)
     tables["leaderboard"] = store.write_table("leaderboard", rank_pairings(rows))
     return tables
 
 
-def rank_pairings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rank finished pairings within each dataset by the CV mean of their search metric
-    (1 = best; ties share the better rank); failed pairings get no rank and sort last."""
-    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def pairing_rows(
+    tables: dict[str, pa.Table], search_mode: str, resamples: int, seed: int
+) -> list[dict[str, Any]]:
+    """One leaderboard row per pairing, from its repeats' rows, its trials and predictions."""
+    replicates = _grouped(tables["replicates"].to_pylist())
+    trials = _grouped(tables["trials"].to_pylist())
+    predictions = _prediction_arrays(tables["predictions"])
+    fingerprints = {r["dataset"]: r["fingerprint"] for g in replicates.values() for r in g}
+    return [
+        _pairing_row(
+            key,
+            sorted(rows, key=lambda r: r["repeat"]),
+            trials.get(key, []),
+            predictions,
+            fingerprints.get(key[0]),
+            search_mode,
+            resamples,
+            seed,
+        )
+        for key, rows in sorted(replicates.items())
+    ]
+
+
+def _pairing_row(
+    key: tuple[str, str],
+    repeats: list[dict[str, Any]],
+    trials: list[dict[str, Any]],
+    predictions: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]],
+    fingerprint: str | None,
+    search_mode: str,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    from bench.bootstrap import metric_intervals
+
+    first = repeats[0]
+    ok = [r for r in repeats if r["status"] == "ok"]
+    failed = [r for r in repeats if r["status"] != "ok"]
+    row = {name: first.get(name) for name in _FROM_REPEAT_ZERO}
+    row.update(
+        status="failed" if failed or not ok else "ok",
+        error="; ".join(f"repeat {r['repeat']}: {r['error']}" for r in failed),
+        fingerprint=first.get("fingerprint") or fingerprint,
+        repeats=len(ok),
+        search_mode=search_mode,
+        **_selection_scores(first, trials),
+        **_compute(repeats, trials),
+    )
+    held_out = [predictions[(*key, r["repeat"])] for r in ok if (*key, r["repeat"]) in predictions]
+    if held_out and first.get("classes"):
+        classes = len(_json(first["classes"]))
+        intervals = metric_intervals(held_out, classes, seed, resamples=resamples)
+        for name, interval in intervals.items():
+            row[f"test_{name}"] = interval.estimate
+            row[f"test_{name}_low"] = interval.low
+            row[f"test_{name}_high"] = interval.high
+    return row
+
+
+def _selection_scores(first: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CV figures of the trial repeat 0 chose: the scores that selected it."""
+    chosen = [
+        t for t in trials if t["repeat"] == first["repeat"] and t["trial"] == first["best_trial"]
+    ]
+    if not chosen:
+        return {}
+    return {k: v for k, v in chosen[0].items() if k.startswith("cv_")}
+
+
+def _compute(repeats: list[dict[str, Any]], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the pairing cost: every trial of every repeat, and every refit."""
+    return {
+        "num_trials": len(trials),
+        "num_failed": sum(t["status"] == "failed" for t in trials),
+        "num_pruned": sum(t["status"] == "pruned" for t in trials),
+        "trial_epochs": sum(int(t["epochs_run"] or 0) for t in trials),
+        "cpu_seconds": _total(t.get("cpu_seconds") for t in trials + repeats),
+        "gpu_seconds": _total(t.get("gpu_seconds") for t in trials + repeats),
+        "refit_seconds": _total(r.get("refit_seconds") for r in repeats),
+        "search_seconds": _total(r.get("search_seconds") for r in repeats),
+        "wall_seconds": max((r.get("wall_seconds") or 0.0 for r in repeats), default=0.0),
+    }
+
+
+def _total(values: Iterable[float | None]) -> float:
+    return float(sum(v for v in values if v is not None and not math.isnan(v)))
+
+
+def _grouped(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        by_dataset[row["dataset"]].append(dict(row))
+        out[(row["dataset"], row["model"])].append(row)
+    return out
+
+
+def _prediction_arrays(
+    table: pa.Table,
+) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]:
+    """(dataset, model, repeat) -> (y_true, proba float32 as stored), in sample order."""
+    if table.num_rows == 0:
+        return {}
+    frame = table.select(["dataset", "model", "repeat", "sample", "y_true", "proba"]).to_pandas()
+    out = {}
+    for key, group in frame.sort_values("sample").groupby(["dataset", "model", "repeat"]):
+        proba = np.stack(group["proba"].to_numpy()).astype(np.float32)
+        out[key] = (group["y_true"].to_numpy(dtype=np.int64), proba)
+    return out
+
+
+def _json(text: str) -> Any:
+    import json
+
+    return json.loads(text)
+
+
+def rank_pairings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rank finished pairings within each (dataset, fingerprint) by the mean over repeats of
+    their metric on held-out test data (1 = best; ties share the better rank). CV scores never
+    rank: they chose the configuration, so they are biased upward. Failed pairings get no rank
+    and sort last."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["dataset"], row.get("fingerprint") or "")].append(dict(row))
     ranked = []
-    for dataset in sorted(by_dataset):
-        group = by_dataset[dataset]
+    for key in sorted(groups):
+        group = groups[key]
         for row in group:
             row["rank"] = None
-        scored = [(r, _cv_score(r)) for r in group if r.get("status") == "ok"]
+        scored = [(r, _test_score(r)) for r in group if r.get("status") == "ok"]
         scored = [(r, s) for r, s in scored if not math.isnan(s)]
         for row, score in scored:
             row["rank"] = 1 + sum(1 for _, other in scored if other > score)
@@ -52,9 +203,9 @@ def rank_pairings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ranked
 
 
-def _cv_score(row: dict[str, Any]) -> float:
-    """The row's CV mean, signed so that larger is better."""
-    value = row.get(f"cv_{row['metric']}_mean")
+def _test_score(row: dict[str, Any]) -> float:
+    """The row's test mean, signed so that larger is better."""
+    value = row.get(f"test_{row['metric']}")
     if value is None:
         return math.nan
     return value if higher_is_better(row["metric"]) else -value

@@ -15,7 +15,7 @@ from bench.results.store import read_parquet, resolve
 
 # Files a run folder must have, and those a report can do without (sections drop out).
 REQUIRED = ("leaderboard",)
-OPTIONAL = ("folds", "epochs", "trials", "predictions")
+OPTIONAL = ("epochs", "trials", "replicates", "predictions")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pyarrow as pa
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = b"bench.schema_version"
 
 # Columns that identify a pairing in every table.
@@ -25,10 +25,34 @@ _PAIRING = [
     ("dataset", pa.string()),
     ("model", pa.string()),
 ]
+# A replicate of a pairing: its own stratified test split, folds and training seed
+# (evaluation.repeats); 0 in files of a run with one repeat.
+_REPEAT = [("repeat", pa.int64())]
 
 
 def _metrics(prefix: str = "", suffix: str = "") -> list[tuple[str, pa.DataType]]:
     return [(f"{prefix}{m}{suffix}", pa.float64()) for m in METRIC_NAMES]
+
+
+def _intervals() -> list[tuple[str, pa.DataType]]:
+    """test_<metric> (mean over repeats) with its 95% bootstrap interval."""
+    return [
+        col
+        for m in METRIC_NAMES
+        for col in (
+            (f"test_{m}", pa.float64()),
+            (f"test_{m}_low", pa.float64()),
+            (f"test_{m}_high", pa.float64()),
+        )
+    ]
+
+
+# What a pairing's search and refits cost: resource-seconds reserved while training and
+# evaluating (seconds x CPUs, seconds x GPUs) and epochs trained, over every trial, fold, refit.
+_COMPUTE = [
+    ("cpu_seconds", pa.float64()),
+    ("gpu_seconds", pa.float64()),
+]
 
 
 def _cv_columns() -> list[tuple[str, pa.DataType]]:
@@ -41,10 +65,15 @@ def _cv_columns() -> list[tuple[str, pa.DataType]]:
 
 FOLDS = pa.schema(
     _PAIRING
+    + _REPEAT
     + [
         ("trial", pa.int64()),
         ("trial_id", pa.string()),
         ("fold", pa.int64()),
+        # The fold's validation samples (rows of the repeat's CV pool): how many, and a digest
+        # of which, so anyone can check that every model was validated on the same ones.
+        ("val_samples", pa.int64()),
+        ("val_digest", pa.string()),
         ("params", pa.string()),  # JSON object of the trial's hyperparameters
         *_metrics(),
         ("metric_notes", pa.string()),  # why a metric is NaN on this fold, if one is
@@ -62,6 +91,7 @@ FOLDS = pa.schema(
 
 EPOCHS = pa.schema(
     _PAIRING
+    + _REPEAT
     + [
         ("trial", pa.int64()),
         ("phase", pa.string()),  # "cv" (a fold of a trial) or "refit" (the final model)
@@ -76,6 +106,7 @@ EPOCHS = pa.schema(
 
 TRIALS = pa.schema(
     _PAIRING
+    + _REPEAT
     + [
         ("trial", pa.int64()),
         ("trial_id", pa.string()),
@@ -88,6 +119,43 @@ TRIALS = pa.schema(
         ("epochs_run", pa.int64()),  # largest epochs run over the folds
         ("resumed_from_epoch", pa.int64()),  # 0, or the checkpoint epoch a restart began after
         ("wall_seconds", pa.float64()),
+        *_COMPUTE,
+    ]
+)
+
+# One row per (pairing, repeat): the chosen configuration refit on that repeat's training
+# pool and scored once on its test split.
+REPLICATES = pa.schema(
+    _PAIRING
+    + _REPEAT
+    + [
+        ("status", pa.string()),  # ok / failed
+        ("error", pa.string()),
+        ("metric", pa.string()),
+        # Hash of the dataset's splits (every repeat), image size, channels, test fraction and
+        # repeats: rows with different fingerprints were not scored on the same data.
+        ("fingerprint", pa.string()),
+        ("best_trial", pa.int64()),  # the trial whose configuration was refit
+        ("best_params", pa.string()),
+        ("selection_score", pa.float64()),  # its CV mean of the metric (chose it; biased up)
+        ("training_seed", pa.int64()),
+        *_metrics(prefix="test_"),
+        ("test_metric_notes", pa.string()),
+        ("test_per_class", pa.string()),  # JSON {precision, recall, f1, support: [per class]}
+        ("test_confusion", pa.string()),  # JSON rows = true class, columns = predicted
+        ("classes", pa.string()),  # JSON list of class names, index = label
+        ("num_params", pa.int64()),
+        ("folds", pa.int64()),
+        ("max_epochs", pa.int64()),  # the epoch budget of one trial
+        ("train_samples", pa.int64()),
+        ("test_samples", pa.int64()),
+        ("refit_epochs", pa.int64()),
+        ("refit_seconds", pa.float64()),
+        ("refit_samples_per_second", pa.float64()),
+        ("refit_worker_pid", pa.int64()),  # the trial actor the refit ran in
+        *_COMPUTE,  # the refit's (its trials' are in trials.parquet)
+        ("search_seconds", pa.float64()),  # 0 for a repeat that only refits
+        ("wall_seconds", pa.float64()),
     ]
 )
 
@@ -97,25 +165,35 @@ LEADERBOARD = pa.schema(
         ("status", pa.string()),  # ok / failed
         ("error", pa.string()),
         ("metric", pa.string()),
-        ("rank", pa.int64()),  # within the dataset, by the CV mean of the metric (1 = best)
-        ("best_trial", pa.int64()),
+        # Within (dataset, fingerprint), by the mean over repeats of test_<metric> (1 = best).
+        ("rank", pa.int64()),
+        ("fingerprint", pa.string()),
+        ("repeats", pa.int64()),  # replicates that finished (rows in replicates.parquet)
+        ("search_mode", pa.string()),  # "once": searched on repeat 0; "every": per repeat
+        ("best_trial", pa.int64()),  # repeat 0's
         ("best_params", pa.string()),
+        # Selection scores: the CV figures of repeat 0's chosen trial (they chose it, so they
+        # are biased upward; the rank never reads them).
         *_cv_columns(),
-        *_metrics(prefix="test_"),
+        *_intervals(),
         ("test_metric_notes", pa.string()),
-        ("test_per_class", pa.string()),  # JSON {precision, recall, f1, support: [per class]}
-        ("test_confusion", pa.string()),  # JSON rows = true class, columns = predicted
+        ("test_per_class", pa.string()),  # repeat 0's, JSON as in replicates
+        ("test_confusion", pa.string()),  # repeat 0's
         ("classes", pa.string()),  # JSON list of class names, index = label
-        ("test_samples", pa.int64()),
+        ("train_samples", pa.int64()),  # repeat 0's training pool
+        ("test_samples", pa.int64()),  # repeat 0's test split
         ("num_trials", pa.int64()),
         ("num_failed", pa.int64()),
         ("num_pruned", pa.int64()),
         ("num_params", pa.int64()),
         ("folds", pa.int64()),
+        ("max_epochs", pa.int64()),  # the epoch budget of one trial
+        ("trial_epochs", pa.int64()),  # epochs run, summed over trials (largest fold each)
+        *_COMPUTE,  # over every trial, fold and refit of every repeat
         ("refit_epochs", pa.int64()),
-        ("refit_seconds", pa.float64()),
+        ("refit_seconds", pa.float64()),  # summed over repeats
         ("refit_samples_per_second", pa.float64()),
-        ("refit_worker_pid", pa.int64()),  # the trial actor the refit ran in
+        ("refit_worker_pid", pa.int64()),
         ("search_seconds", pa.float64()),
         ("wall_seconds", pa.float64()),
     ]
@@ -123,6 +201,7 @@ LEADERBOARD = pa.schema(
 
 PREDICTIONS = pa.schema(
     _PAIRING
+    + _REPEAT
     + [
         ("sample", pa.int64()),  # row of the test split
         ("y_true", pa.int64()),
@@ -135,6 +214,7 @@ SPLITS = pa.schema(
     [
         ("run_id", pa.string()),
         ("dataset", pa.string()),
+        ("repeat", pa.int64()),
         ("role", pa.string()),  # "train" (the CV pool) or "test"
         ("sample", pa.int64()),  # row within its role's array
         ("source_index", pa.int64()),  # row in the loaded pool; -1 with an official test split
@@ -148,6 +228,7 @@ TABLES: dict[str, pa.Schema] = {
     "epochs": EPOCHS,
     "trials": TRIALS,
     "leaderboard": LEADERBOARD,
+    "replicates": REPLICATES,
     "predictions": PREDICTIONS,
     "splits": SPLITS,
 }

@@ -31,6 +31,30 @@ class Augmenter:
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)  # per-batch scalars (mixup's lambda, the choice)
 
+    def get_state(self) -> dict:
+        """Both generators' states, for a checkpoint that torch.load(weights_only=True) reads
+        (NumPy's 128-bit integers travel as text)."""
+        bits = self.rng.bit_generator.state
+        numpy_state = [
+            bits["bit_generator"],
+            str(bits["state"]["state"]),
+            str(bits["state"]["inc"]),
+        ]
+        return {
+            "torch": self.generator.get_state(),
+            "numpy": numpy_state + [bits["has_uint32"], bits["uinteger"]],
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.generator.set_state(state["torch"])
+        kind, value, inc, has_uint32, uinteger = state["numpy"]
+        self.rng.bit_generator.state = {
+            "bit_generator": kind,
+            "state": {"state": int(value), "inc": int(inc)},
+            "has_uint32": has_uint32,
+            "uinteger": uinteger,
+        }
+
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """Geometric and colour changes of float images in [0, 1] (N, C, H, W)."""
         s = self.settings

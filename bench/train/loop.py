@@ -10,6 +10,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bench.seeds import AUGMENT, FOLD, LOADER, REFIT, derive_seed
 from bench.train.augment import Augmenter
 from bench.train.settings import TrainSettings
 
@@ -391,6 +393,7 @@ class _FoldRun:
         self.fold = fold
         self.accel = accelerate(model, settings, device)
         self.augment = augmenter(settings, seed, device)
+        self.shuffle = getattr(loader, "generator", None)  # its state travels in checkpoints
         self.wrap_model = wrap_model
         self.model = wrap_model(model)
         self.optimizer = make_optimizer(self.model, settings)
@@ -429,9 +432,19 @@ class _FoldRun:
                 "scaler": scaler.state_dict() if scaler is not None else {},
                 "best_state": self.best_state,
                 "history": [dataclasses.astuple(h) for h in self.history],
+                "rng": self._rng_state(),
                 **{name: getattr(self, name) for name in self._SCALARS},
             }
         )
+
+    def _rng_state(self) -> dict[str, Any]:
+        """The fold's own random streams: its shuffling and its augmentation."""
+        state: dict[str, Any] = {}
+        if self.shuffle is not None:
+            state["shuffle"] = self.shuffle.get_state()
+        if self.augment is not None:
+            state["augment"] = self.augment.get_state()
+        return state
 
     def load(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])
@@ -443,6 +456,38 @@ class _FoldRun:
         self.history = [EpochRecord(*h) for h in state["history"]]
         for name in self._SCALARS:
             setattr(self, name, state[name])
+        rng = state.get("rng", {})
+        if self.shuffle is not None and "shuffle" in rng:
+            self.shuffle.set_state(rng["shuffle"])
+        if self.augment is not None and "augment" in rng:
+            self.augment.set_state(rng["augment"])
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The process-wide generators (dropout and other layers draw from torch's), in a form
+    torch.load(weights_only=True) reads back: tensors, numbers, strings and lists only."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": _python_state_as_list(random.getstate()),
+    }
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _python_state_as_list(state: tuple) -> list:
+    version, internal, gauss_next = state
+    return [version, list(internal), gauss_next]
 
 
 def cross_validate(
@@ -451,7 +496,7 @@ def cross_validate(
     labels: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     settings: TrainSettings,
-    adapt: InputAdapter,
+    adapt: InputAdapter | Sequence[InputAdapter],
     score: Callable[[np.ndarray, np.ndarray], float],
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, float, Callable[[], dict[str, Any]]], None] | None = None,
@@ -462,15 +507,18 @@ def cross_validate(
     """Train one model per fold, in lockstep, with early stopping on `score` (higher is better).
 
     `on_epoch(epoch, cv_score, snapshot)` gets the mean over folds of each fold's best score so
-    far, and `snapshot()` returns the whole state to checkpoint; `resume_from` (such a
-    snapshot) continues after its epoch. Each fold ends restored to its best epoch's weights;
-    its validation probabilities are predicted with those weights."""
+    far, and `snapshot()` returns the whole state to checkpoint, random generators included;
+    `resume_from` (such a snapshot) continues after its epoch exactly as if training had not
+    stopped. Each fold ends restored to its best epoch's weights; its validation probabilities
+    are predicted with those weights. `adapt`: one InputAdapter, or one per fold (each
+    normalized with its own training part's statistics)."""
     device = torch.device(device)
+    adapters = [adapt] * len(folds) if isinstance(adapt, InputAdapter) else list(adapt)
     images = resident(images, device)  # once for all folds
     runs = [
         _start_run(
             k,
-            k,
+            (FOLD, k),
             build_model,
             images,
             labels,
@@ -488,22 +536,33 @@ def cross_validate(
     if resume_from is not None:
         for run, state in zip(runs, resume_from["folds"], strict=True):
             run.load(state)
+        if "rng" in resume_from:
+            set_global_rng_state(resume_from["rng"])
         first = int(resume_from["epoch"]) + 1
     for epoch in range(first, settings.epochs + 1):
-        for run in runs:
+        for run, fold_adapt in zip(runs, adapters, strict=True):
             if not run.stopped:
-                _fold_epoch(run, epoch, images, labels, settings, adapt, score, device)
+                _fold_epoch(run, epoch, images, labels, settings, fold_adapt, score, device)
         if on_epoch is not None:
-            snapshot = lambda e=epoch: {"epoch": e, "folds": [r.state() for r in runs]}  # noqa: E731
-            on_epoch(epoch, float(np.mean([r.best_score for r in runs])), snapshot)
+            on_epoch(epoch, float(np.mean([r.best_score for r in runs])), _snapshotter(epoch, runs))
         if all(r.stopped for r in runs):
             break
-    return [_finish(run, images, adapt, device) for run in runs]
+    return [
+        _finish(run, images, fold_adapt, device)
+        for run, fold_adapt in zip(runs, adapters, strict=True)
+    ]
+
+
+def _snapshotter(epoch: int, runs: list[_FoldRun]) -> Callable[[], dict[str, Any]]:
+    def snapshot() -> dict[str, Any]:
+        return {"epoch": epoch, "folds": [r.state() for r in runs], "rng": global_rng_state()}
+
+    return snapshot
 
 
 def _start_run(
     fold: int,
-    offset: int,
+    offset: tuple[int, ...],
     build_model: Callable[[], nn.Module],
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray,
@@ -514,15 +573,16 @@ def _start_run(
     wrap_model: Identity,
     wrap_loader: Identity,
 ) -> _FoldRun:
-    """A fold's model, loader and optimizer (or the refit's: fold -1), seeded by `offset`
-    (model init, shuffling and augmentation differ per fold, repeat per seed)."""
-    seed = settings.seed * 1000 + offset
+    """A fold's model, loader and optimizer (or the refit's: fold -1). Model initialization,
+    shuffling and augmentation each draw from their own stream, derived from the training
+    seed and `offset` (FOLD + fold, or REFIT), so no two folds, seeds or purposes collide."""
+    seed = derive_seed(settings.seed, *offset)
     torch.manual_seed(seed)
     loader = make_loader(
         IndexedImages(images, labels, train_index),
         settings.batch_size,
         True,
-        settings.seed + offset,
+        derive_seed(settings.seed, *offset, LOADER),
     )
     model = build_model().to(device)
     loss_fn = make_loss(settings, labels[train_index], int(labels.max()) + 1, device)
@@ -565,7 +625,7 @@ def augmenter(settings: TrainSettings, seed: int, device: torch.device) -> Augme
     if not settings.augment.active:
         return None
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    return Augmenter(settings.augment, seed + 7919 * rank, device)
+    return Augmenter(settings.augment, derive_seed(seed, AUGMENT, rank), device)
 
 
 def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
@@ -646,7 +706,7 @@ def fit_and_predict(
     everything = np.arange(len(labels))
     run = _start_run(
         -1,
-        999,
+        (REFIT,),
         build_model,
         images,
         labels,

@@ -49,17 +49,21 @@ class PairingContext:
     checkpoint_every: int = 0  # epochs between trial checkpoints; 0: none
     precision: str = "auto"  # see ResourcesConfig
     channels_last: str = "auto"  # auto, on, off
+    deterministic: bool = False  # see ResourcesConfig
+    repeat: int = 0  # the replicate: its splits, and `seed` is its training seed
 
     @property
     def pairing(self) -> str:
-        return f"{self.model}@{self.dataset}"
+        """`mlp@digits.r0`: the pairing's repeat, the unit the scheduler runs and names files by."""
+        return f"{self.model}@{self.dataset}.r{self.repeat}"
 
-    def ids(self) -> dict[str, str]:
+    def ids(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "benchmark": self.benchmark,
             "dataset": self.dataset,
             "model": self.model,
+            "repeat": self.repeat,
         }
 
 
@@ -132,15 +136,28 @@ def input_shape(model: str, data: ImageData, params: Mapping[str, Any]) -> tuple
     return (channels, pretrained[1]) if pretrained else (channels, side)
 
 
-def input_adapter(model: str, data: ImageData, params: Mapping[str, Any]) -> InputAdapter:
-    """The dataset's own normalization, or the pretrained weights' resize, crop and mean/std."""
+def input_adapter(
+    model: str,
+    data: ImageData,
+    params: Mapping[str, Any],
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> InputAdapter:
+    """The pretrained weights' resize, crop and mean/std, or the dataset's own normalization:
+    `stats` (mean, std) of the images the model trains on, by default the whole CV pool's."""
     channels, side = input_shape(model, data, params)
     fit = str(params.get("input_fit", TRAINING_PARAMS["input_fit"]))
     pretrained = _pretrained(model, params)
     if pretrained:
         resize, _, mean, std = pretrained
         return InputAdapter(channels, side, mean, std, resize=resize, fit=fit)
-    return InputAdapter(channels, side, data.mean, data.std, fit=fit)
+    mean, std = stats or (data.mean, data.std)
+    return InputAdapter(channels, side, mean, std, fit=fit)
+
+
+def fold_adapters(model: str, data: ImageData, params: Mapping[str, Any]) -> list[InputAdapter]:
+    """One adapter per fold, normalized with that fold's training part only."""
+    stats = data.fold_stats or [None] * len(data.folds)
+    return [input_adapter(model, data, params, fold) for fold in stats]
 
 
 def search_score(metric: str, num_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -157,6 +174,18 @@ def search_score(metric: str, num_classes: int) -> Callable[[np.ndarray, np.ndar
     return score
 
 
+def use_deterministic_kernels(on: bool) -> None:
+    """resources.deterministic: CUDA kernels that give the same result every time. Set either
+    way, since a reused trial actor may run another pairing's trial next. cuBLAS needs its
+    workspace fixed before its first call, hence the environment variable."""
+    import os
+
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(on)
+
+
 def cross_validate_trial(
     ctx: PairingContext,
     data: ImageData,
@@ -167,13 +196,14 @@ def cross_validate_trial(
     wrap_loader: Identity = lambda d: d,
     resume_from: dict | None = None,
 ) -> list[FoldOutcome]:
+    use_deterministic_kernels(ctx.deterministic)
     return cross_validate(
         model_factory(ctx, data, params),
         data.train_x,
         data.train_y,
         data.folds,
         train_settings(ctx, params),
-        input_adapter(ctx.model, data, params),
+        fold_adapters(ctx.model, data, params),
         search_score(ctx.metric, data.num_classes),
         device=device,
         on_epoch=on_epoch,
@@ -224,6 +254,8 @@ def record_trial(
                 "trial": trial,
                 "trial_id": trial_id,
                 "fold": outcome.fold,
+                "val_samples": len(outcome.val_index),
+                "val_digest": sample_digest(outcome.val_index),
                 "params": params_json,
                 **report.values,
                 "metric_notes": report.notes_text(),
@@ -253,6 +285,14 @@ def record_trial(
     }
     summary["score"] = summary[f"cv_{ctx.metric}_mean"]
     return TrialRecord(fold_rows, epoch_rows, summary)
+
+
+def sample_digest(index: np.ndarray) -> str:
+    """12 hex digits of a SHA-256 of sorted sample indices (which rows a fold validates on)."""
+    import hashlib
+
+    rows = np.sort(np.asarray(index, dtype=np.int64))
+    return hashlib.sha256(rows.tobytes()).hexdigest()[:12]
 
 
 def history_rows(
@@ -303,6 +343,7 @@ def refit_pairing(
     wrap_loader: Identity = lambda d: d,
 ) -> RefitOutcome:
     """Train the chosen configuration on the whole CV pool; predict the test split once."""
+    use_deterministic_kernels(ctx.deterministic)
     return fit_and_predict(
         model_factory(ctx, data, params),
         data.train_x,

@@ -15,7 +15,7 @@ from bench.errors import BenchError
 
 @ray.remote(num_cpus=0)
 class DataShelf:
-    """Dataset key -> ObjectRef of its ImageData, for the trial actors to fetch.
+    """Dataset key -> ObjectRefs of its repeats' ImageData, for the trial actors to fetch.
 
     The refs travel inside lists so that Ray hands them over as refs (a bare ObjectRef argument
     or return value would be resolved into the whole dataset)."""
@@ -37,7 +37,7 @@ class DatasetPool:
     """The driver's side: which datasets are loaded and how many pairings still need each."""
 
     def __init__(self, load: Callable[[str], Any], pairing_datasets: Iterable[str]) -> None:
-        self.load = load  # dataset key -> ImageData (decoding, splits saved with the run)
+        self.load = load  # dataset key -> each repeat's ImageData (splits saved with the run)
         self.users = Counter(pairing_datasets)
         self.shelf = DataShelf.remote()
         self.refs: dict[str, Any] = {}
@@ -50,13 +50,13 @@ class DatasetPool:
         if key in self.failed:
             return False
         try:
-            data = self.load(key)
+            repeats = self.load(key)
         except BenchError as exc:
             self.failed[key] = str(exc)
             return False
-        self.refs[key] = ray.put(data)
+        self.refs[key] = [ray.put(data) for data in repeats]
         # wait until the shelf holds it: a trial may ask for it right after this returns
-        ray.get(self.shelf.put.remote(key, [self.refs[key]]))
+        ray.get(self.shelf.put.remote(key, self.refs[key]))
         return True
 
     def release(self, key: str) -> None:

@@ -30,8 +30,17 @@ class PairingJob:
 
     @property
     def part_name(self) -> str:
-        """The pairing as a file-name-safe string."""
+        """The pairing's repeat as a file-name-safe string."""
         return part_name(self.ctx.pairing)
+
+    def compute(self, seconds: float | None) -> dict[str, float]:
+        """cpu_seconds / gpu_seconds: the resources this pairing's trials reserve, held for
+        `seconds` (what a budget comparison counts, whether or not the cores were busy)."""
+        r, seconds = self.resources, float(seconds or 0.0)
+        return {
+            "cpu_seconds": seconds * r.cpus_per_worker * r.workers,
+            "gpu_seconds": seconds * r.gpus_per_worker * r.workers,
+        }
 
 
 def part_name(pairing: str) -> str:
@@ -44,16 +53,15 @@ class TrialPlan:
 
     store_uri: str
     jobs: dict[str, PairingJob]  # pairing -> its job
-    shelf: Any  # the run's DataShelf actor: dataset key -> ObjectRef of its ImageData
+    shelf: Any  # the run's DataShelf actor: dataset key -> ObjectRefs of its repeats' ImageData
 
-    def dataset_ref(self, key: str) -> Any:
-        (ref,) = ray.get(self.shelf.get.remote(key))
-        return ref
+    def dataset_ref(self, key: str, repeat: int) -> Any:
+        return ray.get(self.shelf.get.remote(key))[repeat]
 
 
 def trial_dir_name(config: dict[str, Any]) -> str:
-    """`mlp@digits-trial_00004` for the pairing's 5th trial (0-based like Optuna's numbers),
-    `mlp@digits-refit` for its refit: Tune's trial name and folder under the run's tune/."""
+    """`mlp@digits.r0-trial_00004` for the 5th trial of repeat 0 (0-based like Optuna's
+    numbers), `mlp@digits.r0-refit` for its refit: Tune's trial name and folder under tune/."""
     name = part_name(config["pairing"])
     return f"{name}-refit" if config["kind"] == REFIT else f"{name}-trial_{config['trial']:05d}"
 

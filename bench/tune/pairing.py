@@ -1,9 +1,10 @@
-"""One pairing's search as the run's driver keeps it: an Optuna study asked and told directly
-(pruned trials told as pruned), the pairing's trial budget, the trials it handed out and how
-they ended, then its refit and its leaderboard row.
+"""One pairing's repeat as the run's driver keeps it: an Optuna study asked and told directly
+(pruned trials told as pruned) in fixed batches, the trial budget, the trials it handed out and
+how they ended, then its refit and its row of replicates.parquet. A repeat that only refits
+(evaluation.search: once, repeat > 0) waits for repeat 0's choice instead of searching.
 
 The trial actors write the rows of trials that finish (their parts); this side writes the rows
-only it knows: failed and pruned trials, the pairing's trial list and its leaderboard row."""
+only it knows: failed and pruned trials, the repeat's trial list and its replicate row."""
 
 from __future__ import annotations
 
@@ -25,9 +26,17 @@ from bench.tune.refit import REFIT_PARTS
 from bench.tune.space import distributions, grid_size, make_sampler, sample_params, warm_study
 from bench.tune.trial import read_checkpoint
 
-# A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written).
-SEARCHING, REFIT_READY, REFITTING, DONE = "searching", "refit ready", "refitting", "done"
+# A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written);
+# WAITING: a repeat that only refits, until repeat 0's search has chosen.
+WAITING, SEARCHING, REFIT_READY, REFITTING, DONE = (
+    "waiting",
+    "searching",
+    "refit ready",
+    "refitting",
+    "done",
+)
 SKIPPED = "skipped"
+REPLICATE_PARTS = "parts/replicates"
 
 
 @dataclass
@@ -40,7 +49,7 @@ class HandedOut:
 
 
 class PairingSearch:
-    """The driver's record of one pairing, from its first trial to its leaderboard row."""
+    """The driver's record of one pairing's repeat, from its first trial to its replicate row."""
 
     def __init__(
         self,
@@ -50,16 +59,18 @@ class PairingSearch:
         folds: int,
         live_cap: int,
         prior: list[dict[str, Any]],
+        refit_only: bool = False,
     ) -> None:
         self.job, self.space, self.folds, self.live_cap = job, space, folds, live_cap
         self.metric = search.metric
-        trials = job.ctx.trials
+        trials = 0 if refit_only else job.ctx.trials
         if search.sampler == "grid":
             trials = min(trials, grid_size(space))  # a grid has only so many points
         self.total, self.budget = trials, max(0, trials - len(prior))
         # A resumed search reseeds past its finished trials, or its startup phase would
         # propose the very points the interrupted search already tried.
-        sampler = make_sampler(search.sampler, space, search.seed + len(prior))
+        seed = search.seed + job.ctx.repeat + len(prior)
+        sampler = make_sampler(search.sampler, space, seed)
         finished = [(json.loads(r["params"]), r["score"]) for r in prior]
         self.study = warm_study(space, get_metric(self.metric).mode, sampler, finished)
         searched = distributions(space)
@@ -67,10 +78,17 @@ class PairingSearch:
             self.study.enqueue_trial({k: v for k, v in json.loads(key).items() if k in searched})
         self.next_number = 1 + max((r["trial"] for r in prior), default=-1)
         self.handed, self.live = 0, {}
+        # Fixed batches (search.batch; 0: none): a batch is asked only once every trial of the
+        # previous one is told, and its results are told in trial order, so proposals depend
+        # on the seed and the results, never on which trial finished first.
+        self.batch, self.in_batch = search.batch, 0
+        self.untold: list[tuple[int, optuna.trial.Trial, dict[str, Any]]] = []
         self.ended_rows: list[dict[str, Any]] = []  # failed / pruned trials of this session
         self.progress = {"done": len(prior), "pruned": 0, "failed": 0}
         self.best_score = _best_score([r["score"] for r in prior], self.metric)
-        self.phase, self.refit, self.summary = SEARCHING, None, {}
+        self.phase, self.refit, self.summary = (WAITING if refit_only else SEARCHING), None, {}
+        self.choice: dict[str, Any] = {}  # best_trial, best_params, selection_score
+        self.followers: list[PairingSearch] = []  # repeats that refit this search's choice
         self.started: float | None = None
         self.test_score: float | None = None
 
@@ -80,7 +98,8 @@ class PairingSearch:
 
     def wants_trial(self) -> bool:
         within = self.handed < self.budget and len(self.live) < self.live_cap
-        return self.phase == SEARCHING and within
+        batch_open = not self.batch or self.in_batch < self.batch
+        return self.phase == SEARCHING and within and batch_open
 
     @property
     def search_finishing(self) -> bool:
@@ -98,24 +117,25 @@ class PairingSearch:
         params = sample_params(trial, self.space)
         number, self.next_number = self.next_number, self.next_number + 1
         self.handed += 1
+        self.in_batch += 1
         self.live[trial_id] = HandedOut(number, params, trial)
         return {"pairing": self.name, "kind": CV, "trial": number, "params": params}
 
     def trial_ended(self, trial_id: str, result: dict[str, Any], error: str | None) -> None:
-        """Tell Optuna how a CV trial ended; keep the row of one that wrote no parts."""
+        """Tell Optuna how a CV trial ended (at the end of its batch); keep the row of one that
+        wrote no parts."""
         handed = self.live.pop(trial_id)
         states = optuna.trial.TrialState
         score = result.get("score", math.nan)
         if error is not None:
-            status = "failed"
-            tell(self.study, handed.optuna_trial, state=states.FAIL)
+            status, told = "failed", {"state": states.FAIL}
         elif result.get(COMPLETE_FLAG):
-            status = "ok"
-            tell(self.study, handed.optuna_trial, score)  # NaN: Optuna records it as failed
+            status, told = "ok", {"value": score}  # NaN: Optuna records it as failed
             self.best_score = _best_score([self.best_score, score], self.metric)
         else:  # stopped early by ASHA: its last score is partial, not a finished value
-            status = "pruned"
-            tell(self.study, handed.optuna_trial, state=states.PRUNED)
+            status, told = "pruned", {"state": states.PRUNED}
+        self.untold.append((handed.number, handed.optuna_trial, told))
+        self._tell_finished_batch()
         self.progress["done"] += 1
         if status != "ok":
             self.progress[status] += 1
@@ -131,12 +151,22 @@ class PairingSearch:
                     "score": score,
                     "epochs_run": result.get("epoch"),
                     "wall_seconds": result.get("time_total_s"),
+                    **self.job.compute(result.get("time_total_s")),
                 }
             )
 
+    def _tell_finished_batch(self) -> None:
+        """Tell Optuna the batch's results in trial order once all of it has ended."""
+        complete = self.in_batch >= self.batch or self.handed >= self.budget
+        if self.batch and (self.live or not complete):
+            return
+        for _, trial, told in sorted(self.untold, key=lambda t: t[0]):
+            tell(self.study, trial, told.get("value"), state=told.get("state"))
+        self.untold, self.in_batch = [], 0
+
     def finish_search(self, store: RunStore) -> None:
-        """Write the pairing's trial list; choose its best trial and queue the refit, or end the
-        pairing as failed when no trial finished."""
+        """Write the repeat's trial list; choose its best trial and queue the refit, or end the
+        repeat as failed when no trial finished."""
         part = self.job.part_name
         finished = finished_trials(store, part)
         # A trial that wrote its parts and then failed (its report lost) keeps its parts' row.
@@ -145,15 +175,7 @@ class PairingSearch:
         rows = sorted(finished + ended, key=lambda r: r["trial"])
         store.write_table("trials", rows, f"parts/trials_all/{part}.parquet")
         now = time.perf_counter()
-        self.summary = {
-            **self.job.ctx.ids(),
-            "metric": self.metric,
-            "folds": self.folds,
-            "num_trials": len(rows),
-            "num_failed": sum(r["status"] == "failed" for r in rows),
-            "num_pruned": sum(r["status"] == "pruned" for r in rows),
-            "search_seconds": now - (self.started or now),
-        }
+        self.summary = {"search_seconds": now - (self.started or now)}
         best = best_trial(rows, self.metric)
         if best is None:
             errors = sorted({r["error"] for r in rows if r["error"]})
@@ -161,18 +183,25 @@ class PairingSearch:
             self._end(store, {"status": "failed", "error": f"no trial finished: {reason}"})
             return
         folds = store.read_table(f"parts/folds/{part}/{best['trial']:05d}.parquet").to_pylist()
-        self.summary.update(
-            best_trial=best["trial"],
-            best_params=best["params"],
-            **{k: v for k, v in best.items() if k.startswith("cv_")},
+        self.follow(
+            {
+                "best_trial": best["trial"],
+                "best_params": best["params"],
+                "selection_score": best["score"],
+                "refit_epochs": refit_epochs(folds, self.job.ctx.epochs),
+            }
         )
-        epochs = refit_epochs(folds, self.job.ctx.epochs)
+
+    def follow(self, choice: dict[str, Any]) -> None:
+        """Queue the refit of a chosen configuration (this repeat's own, or repeat 0's):
+        `choice` holds best_trial, best_params (JSON), selection_score and refit_epochs."""
+        self.choice = {k: choice[k] for k in ("best_trial", "best_params", "selection_score")}
         self.refit = {
             "pairing": self.name,
             "kind": REFIT,
-            "trial": best["trial"],
-            "params": json.loads(best["params"]),
-            "epochs": epochs,
+            "trial": int(choice["best_trial"]),
+            "params": json.loads(choice["best_params"]),
+            "epochs": int(choice["refit_epochs"]),
         }
         self.phase = REFIT_READY
 
@@ -183,11 +212,11 @@ class PairingSearch:
         return self.refit
 
     def fail(self, store: RunStore, reason: str) -> None:
-        """End the pairing as failed (its trials may still run; nothing more is asked)."""
+        """End the repeat as failed (its trials may still run; nothing more is asked)."""
         self._end(store, {"status": "failed", "error": reason})
 
     def refit_ended(self, store: RunStore, error: str | None) -> None:
-        """Complete the leaderboard row with the refit's test scores (or its failure)."""
+        """Complete the replicate row with the refit's test scores (or its failure)."""
         if error is not None:
             self._end(store, {"status": "failed", "error": f"refit failed: {error}"})
             return
@@ -198,9 +227,20 @@ class PairingSearch:
 
     def _end(self, store: RunStore, outcome: dict[str, Any]) -> None:
         now = time.perf_counter()
-        base = {**self.job.ctx.ids(), "metric": self.metric, "folds": self.folds}
-        row = {**base, **self.summary, **outcome, "wall_seconds": now - (self.started or now)}
-        store.write_table("leaderboard", [row], f"parts/leaderboard/{self.job.part_name}.parquet")
+        ctx = self.job.ctx
+        row = {
+            **ctx.ids(),
+            "metric": self.metric,
+            "folds": self.folds,
+            "max_epochs": ctx.epochs,
+            "training_seed": ctx.seed,
+            "search_seconds": 0.0,
+            **self.choice,
+            **self.summary,
+            **outcome,
+            "wall_seconds": now - (self.started or now),
+        }
+        store.write_table("replicates", [row], f"{REPLICATE_PARTS}/{self.job.part_name}.parquet")
         self.summary, self.phase = row, DONE
 
 

@@ -2,12 +2,13 @@
 on the test split. It runs as a trial of the run's pool (a reused trial actor, or a
 TorchTrainer for a DDP pairing) as soon as the pairing's search ends.
 
-Its predictions and refit epochs are written as parts; its leaderboard fields go to
-`parts/refit/<pairing>.parquet`, which the driver completes with the search's counts."""
+Its predictions and refit epochs are written as parts; its fields of the replicate's row go
+to `parts/refit/<pairing>.parquet`, which the driver completes with the search's choice."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import ray
@@ -26,6 +27,7 @@ REFIT_PARTS = "parts/refit"
 def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dict) -> None:
     """Train, predict the test split, write the refit's parts (nothing is returned: a result
     holding per-class figures would bloat Tune's experiment state)."""
+    started = time.perf_counter()
     ctx, data, params = job.ctx, ray.get(data_ref), config["params"]
     epochs = int(config["epochs"])
     outcome, parameters = _refit(job, data, data_ref, store, params, epochs)
@@ -47,14 +49,18 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
         "test_per_class": dumps(report.per_class),
         "test_confusion": dumps(report.confusion),
         "classes": dumps(list(data.classes)),
+        "fingerprint": data.fingerprint,
+        "training_seed": ctx.seed,
+        "train_samples": len(data.train_y),
         "test_samples": len(data.test_y),
         "num_params": parameters,
         "refit_epochs": epochs,
         "refit_seconds": outcome.train_seconds,
         "refit_samples_per_second": outcome.samples_per_second,
         "refit_worker_pid": os.getpid(),
+        **job.compute(time.perf_counter() - started),
     }
-    store.write_table("leaderboard", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
+    store.write_table("replicates", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
 
 
 def _refit(

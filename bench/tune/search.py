@@ -33,6 +33,7 @@ from bench.tune.pairing import (
     REFITTING,
     SEARCHING,
     SKIPPED,
+    WAITING,
     PairingSearch,
 )
 from bench.tune.scheduling import (
@@ -111,7 +112,7 @@ class SearchRun:
         if self.datasets.acquire(key):
             return True
         for other in self.order:
-            if other.job.dataset == key and other.phase in (SEARCHING, REFIT_READY):
+            if other.job.dataset == key and other.phase in (WAITING, SEARCHING, REFIT_READY):
                 other.phase = SKIPPED
         self.echo(f"  dataset {key}: {self.datasets.failed[key]}")
         return False
@@ -159,12 +160,28 @@ class SearchRun:
         with contextlib.suppress(Exception):  # the same failure may stop this write too
             pairing.fail(self.store, reason)
         pairing.phase = DONE
+        pairing.refit = None
+        self._hand_on_choice(pairing)
         self._pairing_done(pairing)
 
     def _finish_search(self, pairing: PairingSearch) -> None:
         pairing.finish_search(self.store)
+        self._hand_on_choice(pairing)
         if pairing.phase == DONE:
             self._pairing_done(pairing)
+
+    def _hand_on_choice(self, pairing: PairingSearch) -> None:
+        """Repeats that refit this search's choice (evaluation.search: once) get it now; if the
+        search chose nothing, they fail with it."""
+        for follower in pairing.followers:
+            if follower.phase != WAITING:
+                continue
+            if pairing.refit is not None:
+                follower.follow({**pairing.choice, "refit_epochs": pairing.refit["epochs"]})
+            else:
+                reason = pairing.summary.get("error") or "the search failed"
+                follower.fail(self.store, f"repeat {pairing.job.ctx.repeat}: {reason}")
+                self._pairing_done(follower)
 
     def _pairing_done(self, pairing: PairingSearch) -> None:
         self.datasets.release(pairing.job.dataset)
@@ -217,7 +234,7 @@ def progress_line(pairing: PairingSearch) -> str:
     best = "-" if pairing.best_score is None else f"{pairing.best_score:.4f}"
     line = f"  {pairing.name:<28} trials {state['done']}/{pairing.total}"
     line += f" ({extra})" if extra else ""
-    line += f"  best CV {metric} {best}"
+    line += f"  best CV {metric} {best}" if pairing.total else "  refit of repeat 0's choice"
     if pairing.phase == DONE:
         test = "-" if pairing.test_score is None else f"{pairing.test_score:.4f}"
         line += f"  done: {pairing.summary['status']}, test {test}"

@@ -31,7 +31,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     # Threads = CPUs reserved, for trials and refits alike: results depend on the thread
     # count (reductions split differently), so it must not depend on how busy the node is.
     torch.set_num_threads(max(1, int(job.resources.cpus_per_worker)))
-    data_ref = plan.dataset_ref(job.dataset)
+    data_ref = plan.dataset_ref(job.dataset, job.ctx.repeat)
     store = RunStore(plan.store_uri)
     if config["kind"] == REFIT:
         refit_and_score(job, data_ref, store, config)
@@ -68,6 +68,7 @@ def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, 
         ctx, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
     )
     record.summary["resumed_from_epoch"] = int(restored["epoch"]) if restored else 0
+    record.summary.update(job.compute(record.summary["wall_seconds"]))
     part = f"{job.part_name}/{trial:05d}.parquet"
     store.write_table("folds", record.folds, f"parts/folds/{part}")
     store.write_table("epochs", record.epochs, f"parts/epochs/{part}")

@@ -45,3 +45,30 @@ def test_load_dataset_holds_out_digits_test_split_and_attaches_folds():
     assert len(data.folds) == 3
     assert not set(data.train_index) & set(data.test_index)
     assert len(data.mean) == 1 and 0 < data.mean[0] < 1
+
+
+def test_repeats_draw_their_own_splits_and_the_fingerprint_names_them():
+    """Each repeat its own stratified test split and folds; a fold's normalization comes from
+    its training part only; another cv.seed (or test fraction, or repeat count) gives another
+    fingerprint, the same settings the same one."""
+    from bench.config import DatasetConfig
+    from bench.data import load_replicates
+    from bench.data.images import channel_stats
+    from bench.data.splits import fingerprint, split_rows
+
+    def stamp(seed, repeats=2, fraction=0.2):
+        data = load_replicates(DatasetConfig(name="digits"), 3, fraction, seed, repeats)
+        rows = [row for d in data for row in split_rows("run", d)]
+        return data, fingerprint(rows, data, fraction)
+
+    data, first = stamp(0)
+    assert [d.repeat for d in data] == [0, 1]
+    assert not np.array_equal(data[0].test_index, data[1].test_index)
+    for d in data:
+        assert np.bincount(d.test_y).min() >= 35  # stratified: every class in every test split
+        for (train, _), stats in zip(d.folds, d.fold_stats, strict=True):
+            expected = channel_stats(d.train_x[train])
+            np.testing.assert_allclose(stats, expected, rtol=1e-6)
+        assert d.fold_stats[0] != (d.mean, d.std)
+    assert stamp(0)[1] == first
+    assert len({first, stamp(1)[1], stamp(0, repeats=3)[1], stamp(0, fraction=0.25)[1]}) == 4

@@ -47,12 +47,27 @@ def test_every_section_reports_positive_figures(quick_perf):
         ("6.", "6 pairings: peak memory"),
         ("6.", "6 pairings: trial actors"),
         ("6.", "peak memory 6 vs 2"),
+        ("7.", "batch 0 (as slots free)"),
+        ("7.", "batch 4 (default)"),
+        ("7.", "batch 4 / batch 0"),
     ]
     for key in expected:
         assert key in by_name, key
         assert math.isfinite(by_name[key]) and by_name[key] > 0, key
-    # every overhead is a difference of two timings of the same trials: never above the wall
-    assert by_name[("1.", "median")] <= by_name[("1.", "max")]
+    # each ratio is the ratio of the figures it names, not a figure of its own
+    ratios = {
+        ("2.", "bench / plain"): (("2.", "bench"), ("2.", "plain PyTorch, sequential")),
+        ("2.", "naive / bench"): (("2.", "naive TorchTrainer per fit"), ("2.", "bench")),
+        ("7.", "batch 4 / batch 0"): (
+            ("7.", "batch 4 (default)"),
+            ("7.", "batch 0 (as slots free)"),
+        ),
+    }
+    for ratio, (top, bottom) in ratios.items():
+        assert by_name[ratio] == pytest.approx(by_name[top] / by_name[bottom]), ratio
+    # the 6-pairing run's wall divided among its pairings
+    per_pairing = by_name[("6.", "6 pairings: per pairing")]
+    assert per_pairing == pytest.approx(by_name[("6.", "6 pairings: wall")] / 6)
     # one pool of trial actors for the run: no more than the 2-CPU session runs at once
     assert by_name[("6.", "6 pairings: trial actors")] <= 2
 
@@ -64,6 +79,7 @@ def test_the_table_is_printed_and_saved(quick_perf):
     assert {row["mode"] for row in table} == {"quick"}
     assert "per-trial overhead" in printed and "sweep ratio" in printed
     assert "input pipeline" in printed and "GPU" in printed and "scale in pairings" in printed
+    assert "reproducible search" in printed
 
 
 def test_format_table_groups_by_section():

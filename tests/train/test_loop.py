@@ -56,7 +56,12 @@ def test_cross_validation_learns_and_keeps_folds_apart(digits):
         on_epoch=lambda e, s, snapshot: scores.append((e, s)),
     )
     assert [e for e, _ in scores] == [1, 2, 3, 4, 5]
-    assert scores[-1][1] >= scores[0][1]
+    # each epoch reports the mean over folds of every fold's best score so far (a running best:
+    # what early stopping keeps), recomputed here from the folds' own histories
+    for epoch, reported in scores:
+        bests = [max(h.val_score for h in o.history[:epoch]) for o in outcomes]
+        assert reported == pytest.approx(np.mean(bests), abs=1e-12)
+    assert [s for _, s in scores] == sorted(s for _, s in scores)
     for outcome, (_, val) in zip(outcomes, folds, strict=True):
         assert np.array_equal(outcome.val_index, val)
         assert outcome.val_proba.shape == (len(val), 10)
@@ -193,13 +198,29 @@ def test_auto_precision_is_float32_on_cpu():
     assert accel.dtype is None and not accel.channels_last and accel.scaler is None
 
 
-def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
+def test_a_snapshot_resumes_exactly_as_if_training_had_not_stopped(digits, tmp_path):
+    """Dropout (torch's global generator), shuffling and augmentation (each fold's own) all
+    continue from the snapshot: the resumed folds equal the uninterrupted ones bit for bit."""
+    from bench.train.settings import AugmentSettings
+
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
-    settings = TrainSettings(epochs=3, batch_size=32, lr=1e-2, schedule="cosine", warmup_epochs=1)
+    settings = TrainSettings(
+        epochs=4,
+        batch_size=32,
+        lr=1e-2,
+        schedule="cosine",
+        warmup_epochs=1,
+        seed=3,
+        augment=AugmentSettings(hflip=0.5, mixup=0.2),
+    )
+
+    def dropout_mlp():
+        return MLP(64, 10, hidden_dim=64, depth=1, dropout=0.3)
+
     snapshots = {}
-    cross_validate(
-        build,
+    whole = cross_validate(
+        dropout_mlp,
         x,
         y,
         folds,
@@ -210,15 +231,29 @@ def test_a_snapshot_resumes_where_it_stopped(digits, tmp_path):
     )
     path = tmp_path / "state.pt"
     torch.save(snapshots[2], path)
-    restored = torch.load(path, weights_only=True)  # tensors and numbers only
-    resumed = cross_validate(build, x, y, folds, settings, ADAPT, f1, resume_from=restored)
-    for outcome in resumed:
-        assert [h.epoch for h in outcome.history] == [1, 2, 3]
-        assert outcome.epochs_run == 3
-        assert f1(y[outcome.val_index], outcome.val_proba) > 0.5
-        kept = [h.train_loss for h in outcome.history[:2]]
-        saved = [h[2] for h in restored["folds"][outcome.fold]["history"]]
-        assert kept == saved  # epochs 1-2 come from the snapshot, not retrained
+    restored = torch.load(path, weights_only=True)  # tensors, numbers and strings only
+    torch.manual_seed(12345)  # whatever the process did in between must not matter
+    np.random.seed(54321)
+    resumed = cross_validate(dropout_mlp, x, y, folds, settings, ADAPT, f1, resume_from=restored)
+    for before, after in zip(whole, resumed, strict=True):
+        assert [h.epoch for h in after.history] == [1, 2, 3, 4]
+        assert [h.train_loss for h in after.history] == [h.train_loss for h in before.history]
+        assert [h.val_score for h in after.history] == [h.val_score for h in before.history]
+        assert after.best_epoch == before.best_epoch
+        assert np.array_equal(after.val_proba, before.val_proba)
+
+
+def test_each_fold_is_normalized_with_its_own_training_part(digits):
+    """A fold's adapter is used for that fold only: an absurd adapter on fold 1 ruins fold 1's
+    predictions and leaves fold 0's exactly as they were."""
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    settings = TrainSettings(epochs=1, batch_size=32, lr=1e-2)
+    same = cross_validate(build, x, y, folds, settings, [ADAPT, ADAPT], f1)
+    absurd = InputAdapter(1, 8, (200.0,), (0.001,))
+    mixed = cross_validate(build, x, y, folds, settings, [ADAPT, absurd], f1)
+    assert np.array_equal(same[0].val_proba, mixed[0].val_proba)
+    assert not np.allclose(same[1].val_proba, mixed[1].val_proba)
 
 
 def lrs(settings, steps_per_epoch=10):
@@ -288,3 +323,34 @@ def test_balanced_class_weights():
     )
     assert loss.weight.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
     assert make_loss(TrainSettings(epochs=1, batch_size=1), labels, 2, "cpu").weight is None
+
+
+def test_the_refit_runs_its_schedule_over_its_own_epochs(digits, monkeypatch):
+    """results/README.md's rule: the refit's learning-rate schedule spans its E epochs (here a
+    cosine ending at 0 on its last step), and warmup counts epochs, as in the trials."""
+    import bench.train.loop as loop
+
+    seen = []
+    make = loop.make_schedule
+
+    def recording(optimizer, settings, steps_per_epoch):
+        schedule = make(optimizer, settings, steps_per_epoch)
+        step = schedule.step
+
+        def stepped(*args, **kwargs):
+            seen.append((optimizer.param_groups[0]["lr"], steps_per_epoch))
+            step(*args, **kwargs)
+
+        schedule.step = stepped
+        return schedule
+
+    monkeypatch.setattr(loop, "make_schedule", recording)
+    x, y = digits
+    settings = TrainSettings(epochs=3, batch_size=100, lr=0.1, schedule="cosine", warmup_epochs=1)
+    fit_and_predict(build, x, y, x[:10], settings, ADAPT)
+    steps = seen[0][1]
+    assert steps == 6 and len(seen) == 3 * steps  # 600 images / 100: the whole pool per epoch
+    lrs = [lr for lr, _ in seen]
+    assert lrs[0] == pytest.approx(0.01)  # warmup starts at lr/10 ...
+    assert lrs[steps] == pytest.approx(0.1)  # ... and lasts exactly warmup_epochs (1) epoch
+    assert lrs[-1] < 0.01 and lrs == sorted(lrs[:steps]) + lrs[steps:]  # cosine to the end

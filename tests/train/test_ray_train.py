@@ -44,3 +44,32 @@ def test_ddp_ranks_end_with_identical_weights(ray_session, tmp_path):
     single = refit_pairing(ctx, data, {"lr": 3e-3}, epochs=2)
     assert single.test_proba.shape == outcome.test_proba.shape
     assert np.allclose(single.test_proba.sum(1), 1, atol=1e-5)
+
+
+def test_a_single_worker_refit_through_ray_train_predicts_as_the_trial_actor_does(
+    ray_session, tmp_path
+):
+    """use_ray_train with one worker runs the very loop the trial actor runs: the same seeds,
+    data order and thread count, so the same test predictions."""
+    import torch
+
+    data = load_dataset(DatasetConfig(name="digits"), folds=2, test_fraction=0.2, seed=0)
+    ctx = PairingContext("run", "b", "mlp", "digits", "f1_macro", 2, 64, 0, seed=5)
+    params = {"lr": 3e-3, "dropout": 0.2}
+    job = DistributedJob(ctx, ray_session.put(data), params, "refit", refit_epochs=2)
+    outcome, _ = run_distributed(
+        job,
+        workers=1,
+        cpus_per_worker=1,
+        gpus_per_worker=0,
+        storage_path=str(tmp_path),
+        name="single",
+        in_tune=False,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker: threads = CPUs reserved
+    try:
+        here = refit_pairing(ctx, data, params, epochs=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(outcome.test_proba, here.test_proba)

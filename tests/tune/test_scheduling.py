@@ -29,7 +29,7 @@ SPACE = {
 States = optuna.trial.TrialState
 
 
-def job(model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1):
+def job(model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1, repeat=0):
     ctx = PairingContext(
         run_id="r",
         benchmark="b",
@@ -41,13 +41,14 @@ def job(model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1):
         patience=0,
         seed=0,
         trials=trials,
+        repeat=repeat,
     )
     return PairingJob(ctx, ResourcesConfig(cpus_per_worker=cpus, workers=workers), dataset)
 
 
-def pairing(live_cap=2, prior=(), **kw):
-    search = SearchConfig(trials=kw.get("trials", 2), sampler="random", seed=0)
-    return PairingSearch(job(**kw), SPACE, search, folds=2, live_cap=live_cap, prior=list(prior))
+def pairing(live_cap=2, prior=(), batch=0, refit_only=False, **kw):
+    search = SearchConfig(trials=kw.get("trials", 2), sampler="random", seed=0, batch=batch)
+    return PairingSearch(job(**kw), SPACE, search, 2, live_cap, list(prior), refit_only=refit_only)
 
 
 class FakeDatasets:
@@ -88,8 +89,9 @@ def finish(run, trial_id, config, score=0.9, error=None, complete=True):
     """What Tune reports when a handed-out trial ends (its parts written by the 'actor')."""
     store, part = run.store, run.by_trial[trial_id].job.part_name
     if config["kind"] == CV and error is None and complete:
-        ids = {"run_id": "r", "benchmark": "b", "dataset": config["pairing"].split("@")[1]}
-        row = {**ids, "model": config["pairing"].split("@")[0], "trial": config["trial"]}
+        model, dataset = config["pairing"].rsplit(".r", 1)[0].split("@")
+        ids = {"run_id": "r", "benchmark": "b", "dataset": dataset, "model": model}
+        row = {**ids, "trial": config["trial"]}
         store.write_table(
             "trials",
             [{**row, "status": "ok", "score": score, "params": json.dumps(config["params"])}],
@@ -99,7 +101,7 @@ def finish(run, trial_id, config, score=0.9, error=None, complete=True):
             "folds", [{**row, "best_epoch": 2}], f"parts/folds/{part}/{config['trial']:05d}.parquet"
         )
     if config["kind"] == REFIT and error is None:
-        store.write_table("leaderboard", [{"test_f1_macro": 0.8}], f"parts/refit/{part}.parquet")
+        store.write_table("replicates", [{"test_f1_macro": 0.8}], f"parts/refit/{part}.parquet")
     result = {"score": score, "epoch": 3, COMPLETE_FLAG: True} if complete else {"score": score}
     run.trial_started(trial_id)
     run.trial_ended(SimpleNamespace(trial_id=trial_id, config=config, last_result=result), error)
@@ -112,7 +114,7 @@ def test_longest_pairing_first_within_its_live_cap_and_the_queue(tmp_path):
     configs = [run.next_trial(f"t{i}") for i in range(4)]
     # resnet18 first, at most its live cap; then mlp until the queue is full
     # (2 CPUs x 1.25: a third one-CPU trial is queued, not a fourth)
-    assert [c["pairing"] for c in configs[:3]] == ["resnet18@d1", "resnet18@d1", "mlp@d1"]
+    assert [c["pairing"] for c in configs[:3]] == ["resnet18@d1.r0", "resnet18@d1.r0", "mlp@d1.r0"]
     assert configs[3] is None
     assert [c["trial"] for c in configs[:3]] == [0, 1, 0]
     assert configs[0]["params"]["depth"] == 2 and 1e-4 <= configs[0]["params"]["lr"] <= 1e-1
@@ -123,11 +125,11 @@ def test_a_waiting_trial_of_another_shape_holds_back_new_ones(tmp_path):
     narrow = pairing(model="mlp", trials=4, live_cap=4)
     run, _, _ = run_of([wide, narrow], tmp_path, cpus=4.0)
     first = run.next_trial("w")
-    assert first["pairing"] == "resnet18@d1"
+    assert first["pairing"] == "resnet18@d1.r0"
     # the 2-CPU trial has not started yet: one-CPU trials would take the CPUs it waits for
     assert run.next_trial("n0") is None
     run.trial_started("w")
-    assert run.next_trial("n0")["pairing"] == "mlp@d1"
+    assert run.next_trial("n0")["pairing"] == "mlp@d1.r0"
 
 
 @pytest.mark.parametrize("cpus, handed", [(2.0, False), (4.0, True)])
@@ -151,7 +153,7 @@ def test_refit_follows_the_search_at_once_and_the_run_finishes(tmp_path):
     assert p.phase == REFIT_READY
     refit = run.next_trial("r")
     assert refit == {
-        "pairing": "mlp@d1",
+        "pairing": "mlp@d1.r0",
         "kind": REFIT,
         "trial": b["trial"],
         "params": b["params"],
@@ -160,8 +162,8 @@ def test_refit_follows_the_search_at_once_and_the_run_finishes(tmp_path):
     assert run.next_trial("x") == Searcher.FINISHED  # the refit still runs; nothing is left
     finish(run, "r", refit)
     assert p.phase == DONE and p.summary["status"] == "ok"
-    board = RunStore(str(tmp_path)).read_table("parts/leaderboard/mlp@d1.parquet").to_pylist()[0]
-    assert board["best_trial"] == b["trial"] and board["num_trials"] == 2
+    board = RunStore(str(tmp_path)).read_table("parts/replicates/mlp@d1.r0.parquet").to_pylist()[0]
+    assert board["best_trial"] == b["trial"] and board["selection_score"] == 0.9
     assert board["test_f1_macro"] == 0.8
     assert datasets.events == [("load", "d1"), ("release", "d1")]
     assert "done: ok, test 0.8000" in lines[-1]
@@ -176,7 +178,7 @@ def test_pruned_and_failed_trials_reach_optuna_as_such_and_get_rows(tmp_path):
     finish(run, "t2", configs[2], error="RuntimeError: training diverged")
     assert [t.state for t in p.study.trials] == [States.PRUNED, States.COMPLETE, States.FAIL]
     assert p.study.best_value == 0.9
-    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
     assert [(r["trial"], r["status"]) for r in rows] == [(0, "pruned"), (1, "ok"), (2, "failed")]
     assert rows[2]["error"] == "RuntimeError: training diverged"
     assert p.progress == {"done": 3, "pruned": 1, "failed": 1}
@@ -206,17 +208,17 @@ def test_datasets_load_when_first_needed_and_leave_after_their_last_pairing(tmp_
     finish(run, "rb", run.next_trial("rb"))
     assert datasets.loaded == set()
     c = run.next_trial("c")
-    assert c["pairing"] == "mlp@d2" and datasets.loaded == {"d2"}
+    assert c["pairing"] == "mlp@d2.r0" and datasets.loaded == {"d2"}
 
 
 def test_a_dataset_that_fails_to_load_skips_only_its_pairings(tmp_path):
     broken = pairing(model="mlp", dataset="bad", trials=1)
     fine = pairing(model="mlp", dataset="d1", trials=1)
     run, _, lines = run_of([broken, fine], tmp_path, broken=("bad",))
-    assert run.next_trial("t")["pairing"] == "mlp@d1"
+    assert run.next_trial("t")["pairing"] == "mlp@d1.r0"
     assert run.data_errors == {"bad": "dataset bad: cannot read it"}
     assert "dataset bad: cannot read it" in lines[0]
-    assert not RunStore(str(tmp_path)).list("parts/leaderboard")  # a resume runs it
+    assert not RunStore(str(tmp_path)).list("parts/replicates")  # a resume runs it
 
 
 def test_resumed_pairing_numbers_after_its_finished_trials_and_warm_starts(tmp_path):
@@ -336,11 +338,11 @@ def test_a_trial_that_wrote_its_parts_then_failed_has_one_row(tmp_path):
     run, _, _ = run_of([p], tmp_path)
     config = run.next_trial("t")
     finish(run, "t", config)  # parts written and the trial reported complete ...
-    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
     assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
     p.ended_rows.append({**rows[0], "status": "failed"})  # ... and, say, also errored
     p.finish_search(run.store)
-    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.parquet").to_pylist()
+    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
     assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
 
 
@@ -376,5 +378,57 @@ def test_bookkeeping_that_fails_ends_only_its_pairing(tmp_path, monkeypatch):
     assert broken.phase == DONE and "No space left on device" in lines[0]
     finish(run, "b", b)
     assert fine.phase == REFIT_READY
-    board = RunStore(str(tmp_path)).read_table("parts/leaderboard/mlp@d1.parquet").to_pylist()
+    board = RunStore(str(tmp_path)).read_table("parts/replicates/mlp@d1.r0.parquet").to_pylist()
     assert board[0]["status"] == "failed" and board[0]["model"] == "mlp"
+
+
+def proposals_after_finishing(order, tmp_path):
+    """Trial 4's params after trials 0-3 (one batch of 4) end in `order`, under TPE."""
+    search = SearchConfig(trials=5, sampler="tpe", seed=3, batch=4)
+    p = PairingSearch(job(trials=5), SPACE, search, 2, 4, [])
+    run, _, _ = run_of([p], tmp_path, cpus=4.0)
+    configs = {f"t{i}": run.next_trial(f"t{i}") for i in range(4)}
+    assert run.next_trial("t4") is None  # the batch is handed out; the next waits for it
+    scores = {"t0": 0.2, "t1": 0.9, "t2": 0.5, "t3": 0.7}
+    for i, name in enumerate(order):
+        finish(run, name, configs[name], score=scores[name])
+        told = [t for t in p.study.trials if t.state != States.RUNNING]
+        assert len(told) == (4 if i == 3 else 0)  # nothing is told before the batch ends
+    return run.next_trial("t4")["params"]
+
+
+def test_a_batch_is_told_in_trial_order_whatever_order_its_trials_finish(tmp_path):
+    """TPE's next proposal depends on the results, never on which trial finished first."""
+    first = proposals_after_finishing(["t0", "t1", "t2", "t3"], tmp_path / "a")
+    second = proposals_after_finishing(["t3", "t1", "t0", "t2"], tmp_path / "b")
+    assert first == second
+
+
+def test_a_repeat_that_only_refits_waits_for_repeat_zeros_choice(tmp_path):
+    leader = pairing(trials=1, live_cap=1)
+    follower = pairing(trials=1, live_cap=1, repeat=1, refit_only=True)
+    leader.followers.append(follower)
+    run, _, _ = run_of([leader, follower], tmp_path)
+    trial = run.next_trial("a")
+    assert trial["pairing"] == "mlp@d1.r0" and run.next_trial("b") is None
+    finish(run, "a", trial, score=0.9)
+    refits = [run.next_trial("r0"), run.next_trial("r1")]
+    assert [r["pairing"] for r in refits] == ["mlp@d1.r0", "mlp@d1.r1"]
+    assert refits[0]["params"] == refits[1]["params"] == trial["params"]
+    assert refits[0]["epochs"] == refits[1]["epochs"]
+    for name, refit in zip(("r0", "r1"), refits, strict=True):
+        finish(run, name, refit)
+    store = RunStore(str(tmp_path))
+    row = store.read_table("parts/replicates/mlp@d1.r1.parquet").to_pylist()[0]
+    assert (row["repeat"], row["best_trial"], row["selection_score"]) == (1, 0, 0.9)
+    assert row["search_seconds"] == 0.0 and not store.list("parts/trials_all/mlp@d1.r1")
+
+
+def test_a_failed_search_fails_the_repeats_that_follow_it(tmp_path):
+    leader = pairing(trials=1, live_cap=1)
+    follower = pairing(trials=1, live_cap=1, repeat=1, refit_only=True)
+    leader.followers.append(follower)
+    run, _, _ = run_of([leader, follower], tmp_path)
+    finish(run, "a", run.next_trial("a"), error="RuntimeError: training diverged")
+    assert follower.phase == DONE and "repeat 0: no trial finished" in follower.summary["error"]
+    assert run.next_trial("x") == Searcher.FINISHED

@@ -1,0 +1,1 @@
+"""Helpers the tests (and benchmarks/) share: data with known answers, never used by a run."""
