@@ -370,3 +370,25 @@ def test_a_report_over_runs_with_other_splits_pairs_nothing_across_them(
     first = board[board.run_id == tiny_run.store.run_id]
     assert sorted(first.model) == ["mlp", "simple_cnn"]  # its mlp was not replaced by the other's
     assert sorted(first["rank"]) == [1, 2]
+
+
+def test_search_every_repeat_is_nested_cross_validation(ray_session, tmp_path, tiny_benchmark):
+    """evaluation.search: every: each repeat runs its own search on its own folds, and its
+    refit tests the configuration that search chose."""
+    from bench.runner import run_benchmark
+
+    raw = tiny_benchmark(tmp_path, models=["mlp"], evaluation={"repeats": 2, "search": "every"})
+    run = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
+    trials = read(run, "trials").to_pandas()
+    assert sorted(trials.groupby("repeat").size().items()) == [(0, 2), (1, 2)]
+    folds = read(run, "folds").to_pandas()
+    digests = folds.groupby("repeat").val_digest.unique()
+    assert not set(digests[0]) & set(digests[1])  # each repeat's own folds
+    replicates = read(run, "replicates").to_pandas()
+    for _, rep in replicates.iterrows():
+        mine = trials[trials["repeat"] == rep["repeat"]]
+        best = mine.loc[mine.score.idxmax()]
+        assert rep.best_trial == best.trial and rep.selection_score == best.score
+        assert rep.search_seconds > 0
+    board = run.leaderboard[0]
+    assert board["search_mode"] == "every" and board["num_trials"] == 4

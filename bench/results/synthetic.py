@@ -17,6 +17,7 @@ import numpy as np
 from bench.bootstrap import metric_intervals
 from bench.metrics import METRIC_NAMES, compute_metrics
 from bench.results.finalize import rank_pairings
+from bench.results.schema import dumps
 from bench.results.store import RunStore
 
 SEARCH_METRIC = "f1_macro"
@@ -243,8 +244,8 @@ def _replicate(
         "training_seed": 1000 + repeat,
         **{f"test_{k}": v for k, v in report.values.items()},
         "test_metric_notes": report.notes_text(),
-        "test_per_class": json.dumps(report.per_class),
-        "test_confusion": json.dumps(report.confusion),
+        "test_per_class": dumps(report.per_class),  # NaN (absent class) as null
+        "test_confusion": dumps(report.confusion),
         "train_samples": shape.test_samples * TRAIN_PER_TEST,
         "test_samples": shape.test_samples,
         "refit_epochs": shape.epochs,
