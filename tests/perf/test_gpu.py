@@ -92,3 +92,5 @@ def test_compare_reports_nan_utilization_without_nvidia_smi():
     values = {f.name: f.value for f in gpu.compare(plan, torch.device("cpu"), lambda line: None)}
     assert math.isnan(values["GPU utilization"])
     assert values["bench trial"] > 0 and values["bench / plain"] > 0
+    assert values["deterministic / default"] > 0  # resources.deterministic's cost, measured
+    assert not torch.are_deterministic_algorithms_enabled()  # switched back off afterwards

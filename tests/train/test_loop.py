@@ -1,5 +1,7 @@
 """The pure-PyTorch loop on tiny real data (digits)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -354,3 +356,24 @@ def test_the_refit_runs_its_schedule_over_its_own_epochs(digits, monkeypatch):
     assert lrs[0] == pytest.approx(0.01)  # warmup starts at lr/10 ...
     assert lrs[steps] == pytest.approx(0.1)  # ... and lasts exactly warmup_epochs (1) epoch
     assert lrs[-1] < 0.01 and lrs == sorted(lrs[:steps]) + lrs[steps:]  # cosine to the end
+
+
+def test_deterministic_kernels_switch_on_and_back_off(digits, monkeypatch):
+    """resources.deterministic: deterministic kernels and a fixed cuBLAS workspace while on;
+    a reused trial actor's next pairing, without it, gets the default kernels back."""
+    from bench.train.task import use_deterministic_kernels
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        use_deterministic_kernels(True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        x, y = digits
+        folds = fold_indices(y, 2, seed=0)
+        settings = TrainSettings(epochs=1, batch_size=64, seed=1)
+        a = cross_validate(build, x, y, folds, settings, ADAPT, f1)
+        b = cross_validate(build, x, y, folds, settings, ADAPT, f1)
+        assert all(np.array_equal(p.val_proba, q.val_proba) for p, q in zip(a, b, strict=True))
+    finally:
+        use_deterministic_kernels(False)
+    assert not torch.are_deterministic_algorithms_enabled()
