@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("paths", nargs="+", help="run folders or folders holding runs")
-        sub.add_argument("--metric", default="f1_macro", help="rank by this metric")
+        sub.add_argument(
+            "--metric", help="rank by this metric (default: the one the runs searched on)"
+        )
         sub.add_argument("--dataset", type=_csv, help="only these datasets (comma-separated)")
         sub.add_argument("--model", type=_csv, help="only these models (comma-separated)")
         if name == "report":
@@ -246,7 +248,8 @@ def _check_metric(name: str) -> None:
 def _report(args: argparse.Namespace) -> int:
     from bench.report.build import build_report  # Parquet, pandas, matplotlib: no Ray, no torch
 
-    _check_metric(args.metric)
+    if args.metric:
+        _check_metric(args.metric)
     files = build_report(args.paths, args.metric, args.dataset, args.model, args.out)
     for path in (files.markdown, files.csv, files.parquet, files.html):
         print(path)
@@ -260,8 +263,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from bench.report.tables import leaderboard, report_notes
     from bench.results.reader import load_runs
 
-    _check_metric(args.metric)
-    board = leaderboard(load_runs(args.paths), args.metric, args.dataset, args.model)
+    if args.metric:
+        _check_metric(args.metric)
+    runs = load_runs(args.paths)
+    board = leaderboard(runs, args.metric or runs.search_metric(), args.dataset, args.model)
     print(format_leaderboard(board.to_dict("records")))
     for note in report_notes(board):
         print(f"note: {note}", file=sys.stderr)

@@ -54,12 +54,14 @@ def default_output(paths: list[str]) -> Path:
 
 def build_report(
     paths: list[str],
-    metric: str = "f1_macro",
+    metric: str | None = None,
     datasets: list[str] | None = None,
     models: list[str] | None = None,
     out: str | None = None,
 ) -> ReportFiles:
+    """`metric`: rank by it; by default, by the metric the runs searched on."""
     runs = load_runs(paths)
+    metric = metric or runs.search_metric()
     board = leaderboard(runs, metric, datasets, models)
     folder = Path(out).expanduser() if out else default_output(paths)
     folder.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,16 @@ class RunSet:
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
 
+    def search_metric(self) -> str:
+        """The metric the runs searched on (the most common one when they differ): what a
+        report ranks by unless told otherwise."""
+        from bench.metrics import DEFAULT_METRIC
+
+        stored = self.tables["leaderboard"].get("metric")
+        if stored is None or stored.dropna().empty:
+            return DEFAULT_METRIC
+        return str(stored.dropna().value_counts().index[0])
+
 
 def find_runs(path: str) -> tuple[pafs.FileSystem, list[str]]:
     """Run folders at or below `path`: folders holding a leaderboard.parquet."""

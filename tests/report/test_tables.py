@@ -328,3 +328,23 @@ def test_a_failed_pairing_is_unranked_and_stays_in_its_datasets_group(results):
     assert pd.isna(mine["rank"]) and mine.vs_best == "-" and mine.group == mine.dataset
     assert files.notes == []  # not a second fingerprint
     assert "failed: CUDA out of memory" in files.markdown.read_text()
+
+
+def test_a_report_ranks_by_the_runs_own_metric_unless_told(tmp_path):
+    """A run that searched on log loss is ranked by test log loss (lower first) by default."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_synthetic_run(str(tmp_path), "b", ["d1"], MODELS)
+    path = next(tmp_path.glob("b/*")) / "leaderboard.parquet"
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("metric")
+    table = table.set_column(column, "metric", pa.array(["log_loss"] * table.num_rows))
+    pq.write_table(table, path)
+    assert load_runs([str(tmp_path)]).search_metric() == "log_loss"
+    files = build_report([str(tmp_path)], out=str(tmp_path / "out"))
+    assert "log_loss" in files.markdown.read_text().splitlines()[0]
+    board = pd.read_parquet(files.parquet).sort_values("rank")
+    assert board.test_log_loss.is_monotonic_increasing
+    told = build_report([str(tmp_path)], "accuracy", out=str(tmp_path / "told"))
+    assert "accuracy" in told.markdown.read_text().splitlines()[0]
