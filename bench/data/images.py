@@ -44,7 +44,7 @@ class ImageData:
     fold_stats: list[tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     repeat: int = 0  # the replicate these splits belong to
-    # Hash of the dataset's splits (every repeat) and preprocessing: see runner.fingerprint.
+    # Hash of the dataset's splits (every repeat) and preprocessing: see splits.fingerprint.
     fingerprint: str = ""
 
     @property

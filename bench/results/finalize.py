@@ -4,6 +4,7 @@ bootstrap intervals, ranked within each dataset on those held-out figures)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -49,9 +50,7 @@ _FROM_REPEAT_ZERO = (
 )
 
 
-def merge_parts(
-    store: RunStore, evaluation: Any = None, resamples: int | None = None
-) -> dict[str, pa.Table]:
+def merge_parts(store: RunStore, evaluation: Any = None) -> dict[str, pa.Table]:
     """Write every final file from the parts; return them. `evaluation` (the run's
     EvaluationConfig) says how the repeats were searched and how many bootstrap resamples
     each interval takes."""
@@ -60,7 +59,7 @@ def merge_parts(
         tables[name] = concat(name, [store.read_table(p) for p in store.list(folder)])
         store.write_parquet(f"{name}.parquet", tables[name])
     search_mode = getattr(evaluation, "search", "once")
-    resamples = resamples or getattr(evaluation, "bootstrap", 1000)
+    resamples = getattr(evaluation, "bootstrap", 1000)
     seed = derive_seed(getattr(evaluation, "training_seed", 0), BOOTSTRAP)
     rows = pairing_rows(tables, search_mode, resamples, seed)
     tables["leaderboard"] = store.write_table("leaderboard", rank_pairings(rows))
@@ -117,7 +116,7 @@ def _pairing_row(
     )
     held_out = [predictions[(*key, r["repeat"])] for r in ok if (*key, r["repeat"]) in predictions]
     if held_out and first.get("classes"):
-        classes = len(_json(first["classes"]))
+        classes = len(json.loads(first["classes"]))
         intervals = metric_intervals(held_out, classes, seed, resamples=resamples)
         for name, interval in intervals.items():
             row[f"test_{name}"] = interval.estimate
@@ -174,12 +173,6 @@ def _prediction_arrays(
         proba = np.stack(group["proba"].to_numpy()).astype(np.float32)
         out[key] = (group["y_true"].to_numpy(dtype=np.int64), proba)
     return out
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)
 
 
 def rank_pairings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

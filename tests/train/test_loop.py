@@ -95,13 +95,17 @@ def test_patience_stops_a_fold_early(digits):
     assert all(o.epochs_run == 3 and o.best_epoch == 1 for o in outcomes)
 
 
-def test_same_seed_same_result(digits):
+def assert_same_predictions_twice(digits, settings):
+    """Two cross-validations with the same settings predict exactly alike."""
     x, y = digits
     folds = fold_indices(y, 2, seed=0)
-    settings = TrainSettings(epochs=2, batch_size=32, seed=3)
     a = cross_validate(build, x, y, folds, settings, ADAPT, f1)
     b = cross_validate(build, x, y, folds, settings, ADAPT, f1)
     assert all(np.array_equal(p.val_proba, q.val_proba) for p, q in zip(a, b, strict=True))
+
+
+def test_same_seed_same_result(digits):
+    assert_same_predictions_twice(digits, TrainSettings(epochs=2, batch_size=32, seed=3))
 
 
 def test_divergence_raises_a_clear_error(digits):
@@ -368,12 +372,7 @@ def test_deterministic_kernels_switch_on_and_back_off(digits, monkeypatch):
         use_deterministic_kernels(True)
         assert torch.are_deterministic_algorithms_enabled()
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-        x, y = digits
-        folds = fold_indices(y, 2, seed=0)
-        settings = TrainSettings(epochs=1, batch_size=64, seed=1)
-        a = cross_validate(build, x, y, folds, settings, ADAPT, f1)
-        b = cross_validate(build, x, y, folds, settings, ADAPT, f1)
-        assert all(np.array_equal(p.val_proba, q.val_proba) for p, q in zip(a, b, strict=True))
+        assert_same_predictions_twice(digits, TrainSettings(epochs=1, batch_size=64, seed=1))
     finally:
         use_deterministic_kernels(False)
     assert not torch.are_deterministic_algorithms_enabled()

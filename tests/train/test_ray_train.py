@@ -11,6 +11,19 @@ from bench.train.task import PairingContext, refit_pairing
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+def refit_on_workers(job, workers, tmp_path, name):
+    """A refit through one TorchTrainer of `workers` one-CPU workers: (outcome, placement)."""
+    return run_distributed(
+        job,
+        workers=workers,
+        cpus_per_worker=1,
+        gpus_per_worker=0,
+        storage_path=str(tmp_path),
+        name=name,
+        in_tune=False,
+    )
+
+
 def test_ddp_ranks_end_with_identical_weights(ray_session, tmp_path):
     data = load_dataset(DatasetConfig(name="digits"), folds=2, test_fraction=0.2, seed=0)
     ctx = PairingContext(
@@ -26,15 +39,7 @@ def test_ddp_ranks_end_with_identical_weights(ray_session, tmp_path):
         workers=2,
     )
     job = DistributedJob(ctx, ray_session.put(data), {"lr": 3e-3}, "refit", refit_epochs=2)
-    outcome, where = run_distributed(
-        job,
-        workers=2,
-        cpus_per_worker=1,
-        gpus_per_worker=0,
-        storage_path=str(tmp_path),
-        name="ddp",
-        in_tune=False,
-    )
+    outcome, where = refit_on_workers(job, 2, tmp_path, "ddp")
     digests = where["weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert where["node_id"]
@@ -57,15 +62,7 @@ def test_a_single_worker_refit_through_ray_train_predicts_as_the_trial_actor_doe
     ctx = PairingContext("run", "b", "mlp", "digits", "f1_macro", 2, 64, 0, seed=5)
     params = {"lr": 3e-3, "dropout": 0.2}
     job = DistributedJob(ctx, ray_session.put(data), params, "refit", refit_epochs=2)
-    outcome, _ = run_distributed(
-        job,
-        workers=1,
-        cpus_per_worker=1,
-        gpus_per_worker=0,
-        storage_path=str(tmp_path),
-        name="single",
-        in_tune=False,
-    )
+    outcome, _ = refit_on_workers(job, 1, tmp_path, "single")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the worker: threads = CPUs reserved
     try:
