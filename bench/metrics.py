@@ -153,7 +153,6 @@ METRIC_NAMES: tuple[str, ...] = (
     "log_loss",
     "top5_accuracy",
 )
-LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
 DEFAULT_METRIC = "f1_macro"
 
 
@@ -174,7 +173,50 @@ def metric_table() -> dict[str, Metric]:
 
 
 def higher_is_better(name: str) -> bool:
-    return name not in LOWER_IS_BETTER
+    return get_metric(name).higher_is_better
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric a search optimizes, with its direction read from the metric table: every
+    part of a run (early stopping, Optuna, ASHA, the best trial, the ranking, the report)
+    asks this object which of two scores is better instead of deciding it again.
+
+    The training loop maximizes: `loop_score` turns the metric into a higher-is-better score
+    and `from_loop` turns it back."""
+
+    metric: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return get_metric(self.metric).higher_is_better
+
+    @property
+    def mode(self) -> str:
+        """Ray Tune / Optuna direction word."""
+        return get_metric(self.metric).mode
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, -1 when lower is: `sign * value` is higher-is-better."""
+        return 1.0 if self.higher_is_better else -1.0
+
+    def loop_score(self, value: float) -> float:
+        return self.sign * value
+
+    def from_loop(self, score: float) -> float:
+        return self.sign * score
+
+    def best(self, values: list[float]) -> float | None:
+        """The best of the finite values, None when there are none."""
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if not finite:
+            return None
+        return max(finite) if self.higher_is_better else min(finite)
+
+    def is_better(self, a: float, b: float) -> bool:
+        """Whether score a beats score b (strictly)."""
+        return self.sign * a > self.sign * b
 
 
 @dataclass

@@ -20,13 +20,12 @@ from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
 from bench.data import load_replicates
 from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError
+from bench.plan import resolve_pairings
 from bench.registry import MODELS
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
 from bench.results.store import RunStore
-from bench.seeds import training_seed
-from bench.train.task import PairingContext
 from bench.tune.datasets import DatasetPool
 from bench.tune.jobs import PairingJob, TrialPlan, part_name
 from bench.tune.pairing import (
@@ -196,32 +195,22 @@ def plan_pairings(
     each with its finished trials and the checkpoints of its cut-off ones. With
     evaluation.search once, repeats past 0 only refit repeat 0's choice: they follow it."""
     done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list(REPLICATE_PARTS)}
-    repeats = range(config.evaluation.repeats)
-    jobs = [
-        pairing_job(config, store, model, dataset.key, r)
-        for model, dataset in config.pairings()
-        for r in repeats
-    ]
+    jobs = [PairingJob(plan) for plan in resolve_pairings(config, store.run_id)]
     jobs = [job for job in jobs if job.part_name not in done]
     prior = {job.part_name: finished_trials(store, job.part_name) for job in jobs}
     numbers = {part: {r["trial"] for r in rows} for part, rows in prior.items()}
     restarts = interrupted_trials(store, numbers) if any(prior.values()) else {}
     datasets = [d.key for d in config.datasets]
     jobs.sort(key=lambda job: run_order(job, datasets.index(job.dataset)))
-    refit_only = config.evaluation.search == "once"
     searches = [
         PairingSearch(
             dataclasses.replace(job, restarts=restarts.get(job.part_name, {})),
-            config.space_for(job.ctx.model, job.ctx.dataset),
-            config.search,
-            config.cv.folds,
             live_cap(config.search.max_concurrent_trials, job.resources, cluster),
             prior[job.part_name],
-            refit_only=refit_only and job.ctx.repeat > 0,
         )
         for job in jobs
     ]
-    if refit_only:
+    if config.evaluation.search == "once":
         _follow_repeat_zero(searches, store)
     return searches
 
@@ -229,14 +218,16 @@ def plan_pairings(
 def _follow_repeat_zero(searches: list[PairingSearch], store: RunStore) -> None:
     """Each repeat past 0 follows its pairing's repeat-0 search; when that finished in an
     interrupted run, its stored choice is refit now (or its failure handed on)."""
-    leaders = {(p.job.ctx.model, p.job.dataset): p for p in searches if p.job.ctx.repeat == 0}
-    for follower in (p for p in searches if p.job.ctx.repeat > 0):
-        leader = leaders.get((follower.job.ctx.model, follower.job.dataset))
+    leaders = {(p.job.plan.model, p.job.dataset): p for p in searches if p.job.plan.repeat == 0}
+    for follower in (p for p in searches if p.job.plan.repeat > 0):
+        leader = leaders.get((follower.job.plan.model, follower.job.dataset))
         if leader is not None:
             leader.followers.append(follower)
             continue
-        ctx = dataclasses.replace(follower.job.ctx, repeat=0)
-        (row,) = store.read_table(f"{REPLICATE_PARTS}/{part_name(ctx.pairing)}.parquet").to_pylist()
+        plan = dataclasses.replace(follower.job.plan, repeat=0)
+        (row,) = store.read_table(
+            f"{REPLICATE_PARTS}/{part_name(plan.pairing)}.parquet"
+        ).to_pylist()
         if row["status"] == "ok":
             follower.follow(row)
         else:
@@ -326,8 +317,8 @@ TORCHVISION_COST = 100.0
 
 def expected_cost(job: PairingJob) -> float:
     """A rough measure of a pairing's work: trials x epochs x its family's epoch cost."""
-    per_epoch = FAMILY_COST.get(MODELS.get(job.ctx.model).family, TORCHVISION_COST)
-    return per_epoch * job.ctx.trials * job.ctx.epochs
+    per_epoch = FAMILY_COST.get(MODELS.get(job.plan.model).family, TORCHVISION_COST)
+    return per_epoch * job.plan.trials * job.plan.epochs
 
 
 def run_order(job: PairingJob, dataset_index: int) -> tuple[int, int, float]:
@@ -337,41 +328,3 @@ def run_order(job: PairingJob, dataset_index: int) -> tuple[int, int, float]:
     at once), the longest first within a dataset."""
     cost = expected_cost(job)
     return (-math.floor(math.log10(cost)), dataset_index, -cost)
-
-
-def _on_off_auto(value: bool | str) -> str:
-    return value if isinstance(value, str) else ("on" if value else "off")
-
-
-def pairing_job(
-    config: BenchmarkConfig, store: RunStore, model: str, dataset: str, repeat: int = 0
-) -> PairingJob:
-    """What the trials and the refit of one pairing's repeat need besides hyperparameters."""
-    ctx = pairing_context(config, store.run_id, model, dataset, repeat)
-    return PairingJob(ctx, config.resources_for(model), dataset)
-
-
-def pairing_context(
-    config: BenchmarkConfig, run_id: str, model: str, dataset: str, repeat: int = 0
-) -> PairingContext:
-    """A pairing's settings besides its hyperparameters (the model's own budget applied), for
-    one repeat: its training seed derives from evaluation.training_seed and the repeat."""
-    budget, resources = config.budget_for(model), config.resources_for(model)
-    return PairingContext(
-        run_id=run_id,
-        benchmark=config.name,
-        model=model,
-        dataset=dataset,
-        metric=config.search.metric,
-        epochs=budget.epochs,
-        batch_size=budget.batch_size,
-        patience=budget.patience,
-        trials=budget.trials,
-        seed=training_seed(config.evaluation.training_seed, repeat),
-        repeat=repeat,
-        workers=resources.workers,
-        checkpoint_every=config.budget.checkpoint_every,
-        precision=resources.precision,
-        channels_last=_on_off_auto(resources.channels_last),
-        deterministic=resources.deterministic,
-    )

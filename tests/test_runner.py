@@ -226,13 +226,12 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
 
 
 def test_each_pairing_gets_its_models_resources(ray_session, tmp_path, tiny_benchmark):
-    from bench.results.store import RunStore
-    from bench.runner import pairing_job, trial_slots
+    from bench.plan import resolve_pairing
+    from bench.runner import trial_slots
 
     raw = tiny_benchmark(tmp_path, model_resources={"simple_cnn": {"cpus_per_worker": 2}})
     config = validate_benchmark(raw, source="t.yaml")
-    store = RunStore.create(str(tmp_path / "results"), "tiny")
-    jobs = {m: pairing_job(config, store, m, "digits") for m in config.models}
+    jobs = {m: resolve_pairing(config, "run", m, "digits") for m in config.models}
     assert jobs["simple_cnn"].resources.cpus_per_worker == 2
     assert jobs["mlp"].resources.cpus_per_worker == 1
     # the session's cluster has 2 CPUs: one 2-CPU trial at a time, or two 1-CPU trials

@@ -21,6 +21,7 @@ import torch
 from bench.config import BenchmarkConfig, load_benchmark
 from bench.perf.figures import Figure
 from bench.perf.profile import CpuSampler
+from bench.plan import resolve_pairing
 
 SECTION = "2. sweep ratio (default benchmark's work)"
 
@@ -91,9 +92,7 @@ def _datasets(config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _context(config: BenchmarkConfig, fit: Fit):
-    from bench.runner import pairing_context
-
-    return pairing_context(config, "perf", fit.model, fit.dataset)
+    return resolve_pairing(config, "perf", fit.model, fit.dataset)
 
 
 def run_plain(config: BenchmarkConfig, fits: list[Fit], threads: int) -> float:
@@ -108,14 +107,14 @@ def run_plain(config: BenchmarkConfig, fits: list[Fit], threads: int) -> float:
         datasets = _datasets(config)
         done_trials = set()
         for fit in fits:
-            ctx, data = _context(config, fit), datasets[fit.dataset]
+            plan, data = _context(config, fit), datasets[fit.dataset]
             if fit.fold is None:
-                refit_pairing(ctx, data, fit.params, fit.epochs)
+                refit_pairing(plan, data, fit.params, fit.epochs)
                 continue
             key = (fit.model, fit.dataset, json.dumps(fit.params, sort_keys=True))
             if key not in done_trials:  # one call trains all of a trial's folds
                 done_trials.add(key)
-                cross_validate_trial(ctx, data, fit.params)
+                cross_validate_trial(plan, data, fit.params)
     finally:
         torch.set_num_threads(previous)
     return time.perf_counter() - started

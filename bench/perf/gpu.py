@@ -143,26 +143,23 @@ def bench_trial_rates(
     data, epochs: int, device: torch.device, precision: str, params: dict, deterministic=False
 ) -> TrialRates:
     """bench's own CV trial (all folds in lockstep) and refit, exactly as a trial actor runs
-    them, minus Ray: the same PairingContext, loop, precision and channels_last choices."""
-    from bench.train.task import PairingContext, cross_validate_trial, refit_pairing
+    them, minus Ray: the same PairingPlan, loop, precision and channels_last choices."""
+    from bench.plan import standalone_plan
+    from bench.train.task import cross_validate_trial, refit_pairing
 
-    ctx = PairingContext(
-        run_id="gpu-check",
-        benchmark="gpu-check",
-        model="resnet18",
-        dataset="cifar10",
-        metric="accuracy",
-        epochs=epochs,
-        batch_size=BATCH,
-        patience=0,
-        seed=0,
-        precision=precision,
-        deterministic=deterministic,
-    )
+    settings = {
+        "search.metric": "accuracy",
+        "budget.epochs": epochs,
+        "budget.batch_size": BATCH,
+        "resources.precision": precision,
+        "resources.deterministic": deterministic,
+        "evaluation.repeats": 1,
+    }
+    plan = standalone_plan("resnet18", "cifar10", settings, run_id="gpu-check")
     params = {"lr": 1e-3, **params}
     started = time.perf_counter()
-    folds = cross_validate_trial(ctx, data, params, device)
-    refit = refit_pairing(ctx, data, params, epochs, device)
+    folds = cross_validate_trial(plan, data, params, device)
+    refit = refit_pairing(plan, data, params, epochs, device)
     _synchronize(device)
     torch.use_deterministic_algorithms(False)
     return TrialRates(

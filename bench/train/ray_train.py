@@ -14,17 +14,13 @@ import ray
 import torch
 import torch.distributed as dist
 
-from bench.train.task import (
-    PairingContext,
-    cross_validate_trial,
-    refit_pairing,
-    reported_score,
-)
+from bench.plan import PairingPlan
+from bench.train.task import cross_validate_trial, refit_pairing
 
 
 @dataclass(frozen=True)
 class DistributedJob:
-    ctx: PairingContext
+    plan: PairingPlan
     data: Any  # ObjectRef of the dataset's ImageData, fetched zero-copy on each node
     params: dict[str, Any]
     mode: str  # "cv" or "refit"
@@ -59,12 +55,12 @@ def _worker_loop(config: dict[str, Any]) -> Any:
     if job.mode == "cv":
 
         def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
-            score = reported_score(job.ctx.metric, loop_score)
+            score = job.plan.objective.from_loop(loop_score)
             ray.train.report({"score": score, "epoch": epoch})
 
-        outcome: Any = cross_validate_trial(job.ctx, data, job.params, device, on_epoch, **wrap)
+        outcome: Any = cross_validate_trial(job.plan, data, job.params, device, on_epoch, **wrap)
     else:
-        outcome = refit_pairing(job.ctx, data, job.params, job.refit_epochs, device, **wrap)
+        outcome = refit_pairing(job.plan, data, job.params, job.refit_epochs, device, **wrap)
     where = _all_placements()
     if job.mode == "refit":
         # DDP keeps ranks in step; record each rank's final weights to show it did.

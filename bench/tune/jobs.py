@@ -9,7 +9,7 @@ from typing import Any
 import ray
 
 from bench.config import ResourcesConfig
-from bench.train.task import PairingContext
+from bench.plan import PairingPlan
 
 COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
 CV, REFIT = "cv", "refit"  # the two kinds of trial (config["kind"])
@@ -21,9 +21,7 @@ class PairingJob:
     """What the trials and the refit of one (model, dataset) pairing need besides their
     hyperparameters. Its dataset comes from the run's shelf, loaded when the pairing starts."""
 
-    ctx: PairingContext
-    resources: ResourcesConfig
-    dataset: str  # the dataset's key in the definition
+    plan: PairingPlan
     # Resumed runs: params (canonical JSON) of trials a killed run left unfinished -> the
     # run-relative path of their last readable checkpoint, to continue from.
     restarts: dict[str, str] = field(default_factory=dict)
@@ -31,16 +29,16 @@ class PairingJob:
     @property
     def part_name(self) -> str:
         """The pairing's repeat as a file-name-safe string."""
-        return part_name(self.ctx.pairing)
+        return part_name(self.plan.pairing)
 
-    def compute(self, seconds: float | None) -> dict[str, float]:
-        """cpu_seconds / gpu_seconds: the resources this pairing's trials reserve, held for
-        `seconds` (what a budget comparison counts, whether or not the cores were busy)."""
-        r, seconds = self.resources, float(seconds or 0.0)
-        return {
-            "cpu_seconds": seconds * r.cpus_per_worker * r.workers,
-            "gpu_seconds": seconds * r.gpus_per_worker * r.workers,
-        }
+    @property
+    def resources(self) -> ResourcesConfig:
+        return self.plan.resources
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's key in the definition."""
+        return self.plan.dataset
 
 
 def part_name(pairing: str) -> str:

@@ -16,8 +16,7 @@ from typing import Any
 
 import optuna
 
-from bench.config import SearchConfig, SearchSpace
-from bench.metrics import get_metric
+from bench.metrics import Objective
 from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.task import refit_epochs
@@ -51,28 +50,22 @@ class HandedOut:
 class PairingSearch:
     """The driver's record of one pairing's repeat, from its first trial to its replicate row."""
 
-    def __init__(
-        self,
-        job: PairingJob,
-        space: SearchSpace,
-        search: SearchConfig,
-        folds: int,
-        live_cap: int,
-        prior: list[dict[str, Any]],
-        refit_only: bool = False,
-    ) -> None:
-        self.job, self.space, self.folds, self.live_cap = job, space, folds, live_cap
-        self.metric = search.metric
-        trials = 0 if refit_only else job.ctx.trials
+    def __init__(self, job: PairingJob, live_cap: int, prior: list[dict[str, Any]]) -> None:
+        plan = job.plan
+        space, search, refit_only = plan.space, plan.search, not plan.searches
+        self.job, self.space, self.folds, self.live_cap = job, space, plan.cv.folds, live_cap
+        self.objective = plan.objective
+        self.metric = plan.metric
+        trials = 0 if refit_only else plan.trials
         if search.sampler == "grid":
             trials = min(trials, grid_size(space))  # a grid has only so many points
         self.total, self.budget = trials, max(0, trials - len(prior))
         # A resumed search reseeds past its finished trials, or its startup phase would
         # propose the very points the interrupted search already tried.
-        seed = search.seed + job.ctx.repeat + len(prior)
+        seed = search.seed + plan.repeat + len(prior)
         sampler = make_sampler(search.sampler, space, seed)
         finished = [(json.loads(r["params"]), r["score"]) for r in prior]
-        self.study = warm_study(space, get_metric(self.metric).mode, sampler, finished)
+        self.study = warm_study(space, self.objective.mode, sampler, finished)
         searched = distributions(space)
         for key in job.restarts:  # cut-off trials run again first, from their checkpoints
             self.study.enqueue_trial({k: v for k, v in json.loads(key).items() if k in searched})
@@ -85,7 +78,7 @@ class PairingSearch:
         self.untold: list[tuple[int, optuna.trial.Trial, dict[str, Any]]] = []
         self.ended_rows: list[dict[str, Any]] = []  # failed / pruned trials of this session
         self.progress = {"done": len(prior), "pruned": 0, "failed": 0}
-        self.best_score = _best_score([r["score"] for r in prior], self.metric)
+        self.best_score = self.objective.best([r["score"] for r in prior])
         self.phase, self.refit, self.summary = (WAITING if refit_only else SEARCHING), None, {}
         self.choice: dict[str, Any] = {}  # best_trial, best_params, selection_score
         self.followers: list[PairingSearch] = []  # repeats that refit this search's choice
@@ -94,7 +87,7 @@ class PairingSearch:
 
     @property
     def name(self) -> str:
-        return self.job.ctx.pairing
+        return self.job.plan.pairing
 
     def wants_trial(self) -> bool:
         within = self.handed < self.budget and len(self.live) < self.live_cap
@@ -131,7 +124,7 @@ class PairingSearch:
             status, told = "failed", {"state": states.FAIL}
         elif result.get(COMPLETE_FLAG):
             status, told = "ok", {"value": score}  # NaN: Optuna records it as failed
-            self.best_score = _best_score([self.best_score, score], self.metric)
+            self.best_score = self.objective.best([self.best_score, score])
         else:  # stopped early by ASHA: its last score is partial, not a finished value
             status, told = "pruned", {"state": states.PRUNED}
         self.untold.append((handed.number, handed.optuna_trial, told))
@@ -141,7 +134,7 @@ class PairingSearch:
             self.progress[status] += 1
             self.ended_rows.append(
                 {
-                    **self.job.ctx.ids(),
+                    **self.job.plan.ids(),
                     "trial": handed.number,
                     "trial_id": trial_id,
                     "params": dumps(handed.params),
@@ -151,7 +144,7 @@ class PairingSearch:
                     "score": score,
                     "epochs_run": result.get("epoch"),
                     "wall_seconds": result.get("time_total_s"),
-                    **self.job.compute(result.get("time_total_s")),
+                    **self.job.plan.compute(result.get("time_total_s")),
                 }
             )
 
@@ -176,7 +169,7 @@ class PairingSearch:
         store.write_table("trials", rows, f"parts/trials_all/{part}.parquet")
         now = time.perf_counter()
         self.summary = {"search_seconds": now - (self.started or now)}
-        best = best_trial(rows, self.metric)
+        best = best_trial(rows, self.objective)
         if best is None:
             errors = sorted({r["error"] for r in rows if r["error"]})
             reason = errors[0] if errors else "every trial was pruned"
@@ -188,7 +181,7 @@ class PairingSearch:
                 "best_trial": best["trial"],
                 "best_params": best["params"],
                 "selection_score": best["score"],
-                "refit_epochs": refit_epochs(folds, self.job.ctx.epochs),
+                "refit_epochs": refit_epochs(folds, self.job.plan.epochs),
             }
         )
 
@@ -227,13 +220,13 @@ class PairingSearch:
 
     def _end(self, store: RunStore, outcome: dict[str, Any]) -> None:
         now = time.perf_counter()
-        ctx = self.job.ctx
+        plan = self.job.plan
         row = {
-            **ctx.ids(),
+            **plan.ids(),
             "metric": self.metric,
             "folds": self.folds,
-            "max_epochs": ctx.epochs,
-            "training_seed": ctx.seed,
+            "max_epochs": plan.epochs,
+            "training_seed": plan.seed,
             "search_seconds": 0.0,
             **self.choice,
             **self.summary,
@@ -254,20 +247,12 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, value=None, **state) ->
             raise
 
 
-def _best_score(scores: list[float | None], metric: str) -> float | None:
-    finite = [s for s in scores if s is not None and not math.isnan(s)]
-    if not finite:
-        return None
-    return max(finite) if get_metric(metric).higher_is_better else min(finite)
-
-
-def best_trial(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+def best_trial(rows: list[dict[str, Any]], objective: Objective) -> dict[str, Any] | None:
     ok = [r for r in rows if r["status"] == "ok" and not math.isnan(r["score"])]
     if not ok:
         return None
-    sign = 1 if get_metric(metric).higher_is_better else -1
     # Ties go to the earlier trial, so reruns with the same seed pick the same configuration.
-    return max(ok, key=lambda r: (sign * r["score"], -r["trial"]))
+    return max(ok, key=lambda r: (objective.loop_score(r["score"]), -r["trial"]))
 
 
 def finished_trials(store: RunStore, part: str) -> list[dict[str, Any]]:

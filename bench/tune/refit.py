@@ -16,9 +16,11 @@ import ray
 from bench.metrics import compute_metrics
 from bench.results.schema import dumps
 from bench.results.store import RunStore
+from bench.train.build import model_factory
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
-from bench.train.task import device_for, history_rows, model_factory, prediction_rows, refit_pairing
+from bench.train.records import history_rows, prediction_rows
+from bench.train.task import device_for, refit_pairing
 from bench.tune.jobs import REFIT, PairingJob
 
 REFIT_PARTS = "parts/refit"
@@ -28,29 +30,29 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
     """Train, predict the test split, write the refit's parts (nothing is returned: a result
     holding per-class figures would bloat Tune's experiment state)."""
     started = time.perf_counter()
-    ctx, data, params = job.ctx, ray.get(data_ref), config["params"]
+    plan, data, params = job.plan, ray.get(data_ref), config["params"]
     epochs = int(config["epochs"])
     outcome, parameters = _refit(job, data, data_ref, store, params, epochs)
     report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
     store.write_table(
         "predictions",
-        prediction_rows(ctx, data, outcome.test_proba),
+        prediction_rows(plan, data, outcome.test_proba),
         f"parts/predictions/{job.part_name}.parquet",
     )
     store.write_table(
         "epochs",
-        history_rows(ctx, int(config["trial"]), REFIT, outcome.history),
+        history_rows(plan, int(config["trial"]), REFIT, outcome.history),
         f"parts/epochs/{job.part_name}/refit.parquet",
     )
     fields = {
-        **ctx.ids(),
+        **plan.ids(),
         **{f"test_{k}": v for k, v in report.values.items()},
         "test_metric_notes": report.notes_text(),
         "test_per_class": dumps(report.per_class),
         "test_confusion": dumps(report.confusion),
         "classes": dumps(list(data.classes)),
         "fingerprint": data.fingerprint,
-        "training_seed": ctx.seed,
+        "training_seed": plan.seed,
         "train_samples": len(data.train_y),
         "test_samples": len(data.test_y),
         "num_params": parameters,
@@ -58,7 +60,7 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
         "refit_seconds": outcome.train_seconds,
         "refit_samples_per_second": outcome.samples_per_second,
         "refit_worker_pid": os.getpid(),
-        **job.compute(time.perf_counter() - started),
+        **job.plan.compute(time.perf_counter() - started),
     }
     store.write_table("replicates", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
 
@@ -75,10 +77,10 @@ def _refit(
     DDP (whose workers fetch `data_ref` themselves)."""
     r = job.resources
     if not r.distributed:
-        outcome = refit_pairing(job.ctx, data, params, epochs, device_for(r))
+        outcome = refit_pairing(job.plan, data, params, epochs, device_for(r))
         return outcome, count_parameters(outcome.model)
     outcome, _ = on_worker_group(job, data_ref, store, params, REFIT, "refit", epochs=epochs)
-    return outcome, count_parameters(model_factory(job.ctx, data, params)())
+    return outcome, count_parameters(model_factory(job.plan, data, params)())
 
 
 def on_worker_group(
@@ -95,7 +97,7 @@ def on_worker_group(
     workers hold the pairing's resources: rank 0's (outcome, placement)."""
     r = job.resources
     return run_distributed(
-        DistributedJob(job.ctx, data_ref, dict(params), kind, epochs),
+        DistributedJob(job.plan, data_ref, dict(params), kind, epochs),
         r.workers,
         r.cpus_per_worker,
         r.gpus_per_worker,

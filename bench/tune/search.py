@@ -180,7 +180,7 @@ class SearchRun:
                 follower.follow({**pairing.choice, "refit_epochs": pairing.refit["epochs"]})
             else:
                 reason = pairing.summary.get("error") or "the search failed"
-                follower.fail(self.store, f"repeat {pairing.job.ctx.repeat}: {reason}")
+                follower.fail(self.store, f"repeat {pairing.job.plan.repeat}: {reason}")
                 self._pairing_done(follower)
 
     def _pairing_done(self, pairing: PairingSearch) -> None:
@@ -297,7 +297,7 @@ def one_line(error: BaseException) -> str:
 
 def run_search(
     run: SearchRun,
-    plan: TrialPlan,
+    trial_plan: TrialPlan,
     search: SearchConfig,
     experiment: str,
     callbacks: Sequence[Any] = (),
@@ -322,11 +322,11 @@ def run_search(
         }
     )
     mode = get_metric(search.metric).mode
-    trainable = tune.with_parameters(run_trial, plan=plan)
+    trainable = tune.with_parameters(run_trial, trial_plan=trial_plan)
     trainable.__name__ = "bench_trial"
-    resources = {name: job.resources for name, job in plan.jobs.items()}
+    resources = {name: job.resources for name, job in trial_plan.jobs.items()}
     trainable = tune.with_resources(trainable, TrialResources(resources))
-    epochs = {name: job.ctx.epochs for name, job in plan.jobs.items()}
+    epochs = {name: job.plan.epochs for name, job in trial_plan.jobs.items()}
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -20,19 +20,20 @@ from ray import tune
 from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.ray_train import placement
-from bench.train.task import cross_validate_trial, device_for, record_trial, reported_score
+from bench.train.records import record_trial
+from bench.train.task import cross_validate_trial, device_for
 from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, TrialPlan
 from bench.tune.refit import on_worker_group, refit_and_score
 
 
-def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
+def run_trial(config: dict[str, Any], trial_plan: TrialPlan) -> None:
     """The Tune function trainable: config names the pairing, the kind and the params."""
-    job = plan.jobs[config["pairing"]]
+    job = trial_plan.jobs[config["pairing"]]
     # Threads = CPUs reserved, for trials and refits alike: results depend on the thread
     # count (reductions split differently), so it must not depend on how busy the node is.
     torch.set_num_threads(max(1, int(job.resources.cpus_per_worker)))
-    data_ref = plan.dataset_ref(job.dataset, job.ctx.repeat)
-    store = RunStore(plan.store_uri)
+    data_ref = trial_plan.dataset_ref(job.dataset, job.plan.repeat)
+    store = RunStore(trial_plan.store_uri)
     if config["kind"] == REFIT:
         refit_and_score(job, data_ref, store, config)
         tune.report({COMPLETE_FLAG: True})
@@ -43,7 +44,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
 def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, Any]) -> None:
     started = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
-    ctx, resources, params = job.ctx, job.resources, config["params"]
+    plan, resources, params = job.plan, job.resources, config["params"]
     data = ray.get(data_ref)
     restored = None  # DDP trials restart from their first epoch
     if resources.distributed:
@@ -52,23 +53,23 @@ def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, 
         restored = load_checkpoint() or load_restart(job, store, params)
 
         def on_epoch(epoch: int, loop_score: float, snapshot: Any) -> None:
-            metrics = {"score": reported_score(ctx.metric, loop_score), "epoch": epoch}
-            if ctx.checkpoint_every and epoch % ctx.checkpoint_every == 0:
+            metrics = {"score": plan.objective.from_loop(loop_score), "epoch": epoch}
+            if plan.checkpoint_every and epoch % plan.checkpoint_every == 0:
                 report_with_checkpoint(metrics, {**snapshot(), "params": dict(params)})
             else:
                 tune.report(metrics)
 
         outcomes = cross_validate_trial(
-            ctx, data, params, device_for(resources), on_epoch, resume_from=restored
+            plan, data, params, device_for(resources), on_epoch, resume_from=restored
         )
         where = placement()
     where["worker_pid"] = os.getpid()  # the trial actor's process (the pool's, reused)
     trial = int(config["trial"])
     record = record_trial(
-        ctx, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
+        plan, data, trial, trial_id, params, outcomes, where, time.perf_counter() - started
     )
     record.summary["resumed_from_epoch"] = int(restored["epoch"]) if restored else 0
-    record.summary.update(job.compute(record.summary["wall_seconds"]))
+    record.summary.update(job.plan.compute(record.summary["wall_seconds"]))
     part = f"{job.part_name}/{trial:05d}.parquet"
     store.write_table("folds", record.folds, f"parts/folds/{part}")
     store.write_table("epochs", record.epochs, f"parts/epochs/{part}")

@@ -4,6 +4,7 @@ pairing, and datasets loaded when first needed and released after their last pai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -13,9 +14,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from bench.config import AshaConfig, ParamSpec, ResourcesConfig, SearchConfig
+from bench.config import AshaConfig, CVConfig, ParamSpec, SearchConfig
+from bench.metrics import Objective
+from bench.plan import standalone_plan
 from bench.results.store import RunStore
-from bench.train.task import PairingContext
 from bench.tune.jobs import COMPLETE_FLAG, CV, REFIT, PairingJob
 from bench.tune.pairing import DONE, REFIT_READY, PairingSearch, best_trial
 from bench.tune.scheduling import Capacity, Demand, PairingScheduler
@@ -29,26 +31,32 @@ SPACE = {
 States = optuna.trial.TrialState
 
 
-def job(model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1, repeat=0):
-    ctx = PairingContext(
-        run_id="r",
-        benchmark="b",
-        model=model,
-        dataset=dataset,
-        metric="f1_macro",
-        epochs=3,
-        batch_size=8,
-        patience=0,
-        seed=0,
-        trials=trials,
-        repeat=repeat,
+def job(
+    model="mlp", dataset="d1", trials=2, cpus=1.0, workers=1, repeat=0, space=None, search=None
+):
+    """A pairing's job on dataset key `dataset`, searching `space` (SPACE) with 2 folds; its
+    repeats past 0 refit repeat 0's choice (evaluation.search once)."""
+    settings = {
+        "budget.epochs": 3,
+        "budget.batch_size": 8,
+        "search.trials": trials,
+        "resources.cpus_per_worker": cpus,
+        "resources.workers": workers,
+    }
+    plan = standalone_plan(model, "digits", settings, repeat, run_id="r")
+    plan = dataclasses.replace(
+        plan,
+        dataset=dataset,  # any key names a dataset here
+        space=SPACE if space is None else space,
+        search=search or plan.search,
+        cv=CVConfig(folds=2),
     )
-    return PairingJob(ctx, ResourcesConfig(cpus_per_worker=cpus, workers=workers), dataset)
+    return PairingJob(plan)
 
 
-def pairing(live_cap=2, prior=(), batch=0, refit_only=False, **kw):
+def pairing(live_cap=2, prior=(), batch=0, **kw):
     search = SearchConfig(trials=kw.get("trials", 2), sampler="random", seed=0, batch=batch)
-    return PairingSearch(job(**kw), SPACE, search, 2, live_cap, list(prior), refit_only=refit_only)
+    return PairingSearch(job(search=search, **kw), live_cap, list(prior))
 
 
 class FakeDatasets:
@@ -296,16 +304,16 @@ def test_best_trial_respects_direction_and_skips_failures():
         {"trial": 2, "status": "ok", "score": 0.7},
         {"trial": 3, "status": "pruned", "score": 0.9},
     ]
-    assert best_trial(rows, "f1_macro")["trial"] == 2
-    assert best_trial(rows, "log_loss")["trial"] == 0
-    assert best_trial(rows[1:2], "f1_macro") is None
+    assert best_trial(rows, Objective("f1_macro"))["trial"] == 2
+    assert best_trial(rows, Objective("log_loss"))["trial"] == 0
+    assert best_trial(rows[1:2], Objective("f1_macro")) is None
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_samplers_are_seeded(sampler):
     def first_lr():
         search = SearchConfig(trials=2, sampler=sampler, seed=0)
-        p = PairingSearch(job(), SPACE, search, folds=2, live_cap=1, prior=[])
+        p = PairingSearch(job(search=search), live_cap=1, prior=[])
         return p.ask("t")["params"]["lr"]
 
     assert first_lr() == first_lr()
@@ -316,7 +324,7 @@ def test_a_grid_search_that_runs_its_whole_grid_ends_cleanly(tmp_path):
     optimize(); the trial is stored all the same and the search ends normally."""
     grid = {"hidden_dim": ParamSpec(type="choice", values=[32, 64])}
     search = SearchConfig(trials=5, sampler="grid", seed=0)
-    p = PairingSearch(job(trials=5), grid, search, folds=2, live_cap=2, prior=[])
+    p = PairingSearch(job(trials=5, space=grid, search=search), live_cap=2, prior=[])
     assert p.budget == 2  # the grid has two points
     run, _, _ = run_of([p], tmp_path)
     configs = [run.next_trial(t) for t in ("a", "b")]
@@ -385,7 +393,7 @@ def test_bookkeeping_that_fails_ends_only_its_pairing(tmp_path, monkeypatch):
 def proposals_after_finishing(order, tmp_path):
     """Trial 4's params after trials 0-3 (one batch of 4) end in `order`, under TPE."""
     search = SearchConfig(trials=5, sampler="tpe", seed=3, batch=4)
-    p = PairingSearch(job(trials=5), SPACE, search, 2, 4, [])
+    p = PairingSearch(job(trials=5, search=search), 4, [])
     run, _, _ = run_of([p], tmp_path, cpus=4.0)
     configs = {f"t{i}": run.next_trial(f"t{i}") for i in range(4)}
     assert run.next_trial("t4") is None  # the batch is handed out; the next waits for it
@@ -406,7 +414,7 @@ def test_a_batch_is_told_in_trial_order_whatever_order_its_trials_finish(tmp_pat
 
 def test_a_repeat_that_only_refits_waits_for_repeat_zeros_choice(tmp_path):
     leader = pairing(trials=1, live_cap=1)
-    follower = pairing(trials=1, live_cap=1, repeat=1, refit_only=True)
+    follower = pairing(trials=1, live_cap=1, repeat=1)
     leader.followers.append(follower)
     run, _, _ = run_of([leader, follower], tmp_path)
     trial = run.next_trial("a")
@@ -426,7 +434,7 @@ def test_a_repeat_that_only_refits_waits_for_repeat_zeros_choice(tmp_path):
 
 def test_a_failed_search_fails_the_repeats_that_follow_it(tmp_path):
     leader = pairing(trials=1, live_cap=1)
-    follower = pairing(trials=1, live_cap=1, repeat=1, refit_only=True)
+    follower = pairing(trials=1, live_cap=1, repeat=1)
     leader.followers.append(follower)
     run, _, _ = run_of([leader, follower], tmp_path)
     finish(run, "a", run.next_trial("a"), error="RuntimeError: training diverged")
