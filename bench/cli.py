@@ -9,18 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.default import DEFAULT_BENCHMARK, default_benchmark
 from bench.errors import BenchError
 
-DEFAULT_BENCHMARK = "search_spaces/default.yaml"
 LATEST = "latest"
-
-
-def default_benchmark() -> Path:
-    """search_spaces/default.yaml in the working directory, else the one beside the package."""
-    here = Path(DEFAULT_BENCHMARK)
-    if here.is_file():
-        return here
-    return Path(__file__).resolve().parent.parent / DEFAULT_BENCHMARK
 
 
 def _csv(text: str) -> list[str]:
@@ -153,11 +145,24 @@ def _run_flags_as_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """The run flags and --set assignments as dotted keys of the definition."""
+    from bench.config import parse_assignments
+
+    overrides = {key: getattr(args, flag) for flag, key in RUN_FLAGS.items()}
+    overrides.update(parse_assignments(args.assignments))
+    return overrides
+
+
 def _submit(args: argparse.Namespace) -> int:
     from bench import cluster
 
     job_id = cluster.submit(
-        Path(args.benchmark), args.address, _run_flags_as_args(args), ship_source=args.ship_source
+        Path(args.benchmark),
+        args.address,
+        _run_flags_as_args(args),
+        overrides=_overrides(args),
+        ship_source=args.ship_source,
     )
     print(job_id)
     if not args.wait:
@@ -189,12 +194,10 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.config import load_benchmark, parse_assignments
+    from bench.config import load_benchmark
 
     path = Path(args.benchmark) if args.benchmark else default_benchmark()
-    overrides = {key: getattr(args, flag) for flag, key in RUN_FLAGS.items()}
-    overrides.update(parse_assignments(args.assignments))
-    config = load_benchmark(path, overrides)
+    config = load_benchmark(path, _overrides(args))
     from bench import runner  # imports Ray and torch: only once the config is good
 
     resume = None
@@ -274,12 +277,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _list_models(args: argparse.Namespace) -> int:
+    from bench.hparams import TRAINING_PARAMS, summary
     from bench.registry import MODELS
 
     for name in MODELS.names():
         spec = MODELS.get(name)
         needs = f"{spec.channels or 'any'} ch, >= {spec.min_size}px"
         print(f"{name:<18} {spec.family:<13} {needs:<18} {spec.description}")
+        if spec.hparams:
+            print(summary(spec.hparams))
+    print("\nsearchable by every model (name=default, range or {choices}):")
+    print(summary(TRAINING_PARAMS))
     return 0
 
 

@@ -112,15 +112,18 @@ def submit(
     benchmark: Path,
     address: str,
     run_args: list[str],
+    overrides: dict[str, Any] | None = None,
     ship_source: bool = False,
     env_vars: dict[str, str] | None = None,
 ) -> str:
-    """Submit `bench run benchmark.yaml ...` as a job; returns the job id."""
+    """Submit `bench run benchmark.yaml ...` as a job; returns the job id. The definition is
+    validated here with `overrides` (what `run_args` sets on the cluster's side), so a bad
+    file or flag is refused before it reaches the cluster."""
     if not benchmark.is_file():
         raise BenchError(f"{benchmark}: no such benchmark file; pass a YAML path")
     from bench.config import load_benchmark
 
-    load_benchmark(benchmark)  # refuse a broken definition before it reaches the cluster
+    load_benchmark(benchmark, overrides)
     staging = Path(tempfile.mkdtemp(prefix="bench-submit-"))
     try:
         shutil.copy(benchmark, staging / BENCHMARK_NAME)

@@ -1,27 +1,24 @@
-"""`bench run`: every pairing's search in one Tuner (bench.tune.search), datasets loaded when
-their first pairing starts, parts merged into the run's Parquet files, the leaderboard
-printed."""
+"""`bench run`: checks that need no cluster first, then every pairing's search in one Tuner
+(bench.tune.search), datasets loaded when their first pairing starts, parts merged into the
+run's Parquet files, the leaderboard printed. Ray is reached only through bench.driver and
+bench.tune."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ray
-
-from bench import environment
+from bench import driver, environment
 from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
-from bench.data import load_replicates
 from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError
 from bench.plan import resolve_pairings
-from bench.registry import MODELS
+from bench.preflight import check_before_start, check_resources
+from bench.registry import MODELS, load_replicates
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
@@ -41,71 +38,11 @@ Print = Callable[[str], None]
 SKIPPED_FILE = "skipped_images.json"  # ImageFolder files left out, per dataset
 
 
-def connect(address: str | None = None, echo: Print = print) -> bool:
-    """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
-    this machine), or start a fresh local instance whose dashboard listens on loopback only.
-    True when it started that local instance (no autoscaler will ever add nodes to it)."""
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    # Worker output (Tune's and Ray's shutdown chatter) stays in Ray's session logs; the
-    # console shows bench's progress, and failures are recorded in trials.parquet.
-    common = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if address:
-        from bench.cluster import join
-
-        echo(f"bench: joining the Ray cluster at {address} ...")
-        join(address, **common)
-        return False
-    ray.init(address="local", dashboard_host="127.0.0.1", **common)
-    return True
-
-
-def alive_nodes() -> list[dict[str, float]]:
-    """Each live node's resources (CPU, GPU, ...)."""
-    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
-
-
-def check_resources(
-    config: BenchmarkConfig, nodes: list[dict[str, float]], local: bool
-) -> str | None:
-    """A trial worker that fits on no node waits forever: a GPU asked of a CPU-only cluster,
-    more CPUs than any machine has. On a local instance bench started that is an error; a
-    cluster's autoscaler may still add such a node, so there it is a warning (returned)."""
-    for model in config.models:
-        resources, own = config.resources_for(model), config.model_resources.get(model)
-        for name, unit in (("gpus_per_worker", "GPU"), ("cpus_per_worker", "CPU")):
-            wanted, most = getattr(resources, name), max((n.get(unit, 0) for n in nodes), default=0)
-            if wanted <= most:
-                continue
-            from_model = own is not None and getattr(own, name) is not None
-            key = f"model_resources.{model}.{name}" if from_model else f"resources.{name}"
-            has = f"at most {most:g} {unit}s per node" if most else f"no {unit}"
-            problem = f"{key} is {wanted:g} but the Ray cluster has {has}"
-            fix = f"--set {key}={most:g}" + (" to run on CPUs" if unit == "GPU" else "")
-            if local:
-                raise BenchError(f"{problem}; use {fix}")
-            return f"warning: {problem}: trials wait until such a node joins; or use {fix}"
-    return None
-
-
 @dataclass
 class RunSummary:
     store: RunStore
     leaderboard: list[dict[str, Any]]
     seconds: float
-
-
-def trial_slots(r: ResourcesConfig, cluster: Mapping[str, float] | None = None) -> int:
-    """How many trials of these resources the cluster (its resources, read now if not given)
-    can run at once."""
-    cluster = ray.cluster_resources() if cluster is None else cluster
-    cpus = cluster.get("CPU", 1)
-    slots = int(cpus // (r.cpus_per_worker * r.workers)) or 1
-    if r.gpus_per_worker:
-        gpus = cluster.get("GPU", 0)
-        slots = min(slots, int(gpus // (r.gpus_per_worker * r.workers)) or 1)
-    return slots
 
 
 class Interrupted(BenchError):
@@ -124,15 +61,41 @@ def run_benchmark(
     the resume command printed if the run stops early; `callbacks` are extra Tune callbacks
     (bench perf times trials with one)."""
     started = time.perf_counter()
-    store = resume or RunStore.create(config.output, config.name)  # unwritable: before Ray
+    check_before_start(config, local=not driver.joins_a_cluster(address))
+    store, cluster = open_run(config, resume, address, echo)
+    pairings = plan_pairings(config, store, cluster)
+    echo_plan(config, pairings, cluster, resumed=resume is not None, echo=echo)
+    resume_command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
+    run = search_all(config, store, pairings, resume_command, callbacks, echo)
+    tables = merge_parts(store, config.evaluation)
+    if run.data_errors:
+        error = next(iter(run.data_errors.values()))
+        raise BenchError(
+            f"{error}; the other datasets' pairings finished and are saved: fix it, then "
+            f"resume with: {resume_command}"
+        )
+    leaderboard = tables["leaderboard"].to_pylist()
+    echo("")
+    echo(format_leaderboard(leaderboard))
+    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
+    return RunSummary(store, leaderboard, time.perf_counter() - started)
+
+
+def open_run(
+    config: BenchmarkConfig, resume: RunStore | None, address: str | None, echo: Print
+) -> tuple[RunStore, dict[str, float]]:
+    """The run folder (made before Ray starts: an unwritable output fails first) and the
+    cluster's resources, read once for everything planned after. A failure to join or a
+    request no node meets leaves no new run folder behind."""
+    store = resume or RunStore.create(config.output, config.name)
     try:
-        local = connect(address, echo)
-        warning = check_resources(config, alive_nodes(), local)
+        local = driver.connect(address, echo)
+        warning = check_resources(config, driver.alive_nodes(), local)
     except BenchError:
         if resume is None:
             store.discard()  # nothing was written: leave no empty run folder behind
         raise
-    cluster = ray.cluster_resources()  # one reading for everything planned below
+    cluster = driver.cluster_resources()
     if resume is None:
         store.write_text("config.yaml", to_yaml(config))
         store.write_json(
@@ -142,23 +105,43 @@ def run_benchmark(
     echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
     if warning:
         echo(f"  {warning}")
-    pairings = plan_pairings(config, store, cluster)
-    if resume is not None:
-        echo(
-            f"  {len(config.pairings()) - len(pairings)} of {len(config.pairings())} "
-            f"pairings already finished"
-        )
-    at_once = sorted({min(p.live_cap, trial_slots(p.job.resources, cluster)) for p in pairings})
+    return store, cluster
+
+
+def echo_plan(
+    config: BenchmarkConfig,
+    pairings: list[PairingSearch],
+    cluster: Mapping[str, float],
+    resumed: bool,
+    echo: Print,
+) -> None:
+    total = len(config.pairings()) * config.evaluation.repeats
+    if resumed:
+        echo(f"  {total - len(pairings)} of {total} pairing repeats already finished")
+    at_once = sorted(
+        {min(p.live_cap, driver.trial_slots(p.job.resources, cluster)) for p in pairings}
+    )
     echo(
         f"  {len(pairings)} pairings ({sum(p.budget for p in pairings)} trials to run), "
         f"up to {'/'.join(map(str, at_once)) or 0} trials at once per pairing"
     )
-    resume_command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
+
+
+def search_all(
+    config: BenchmarkConfig,
+    store: RunStore,
+    pairings: list[PairingSearch],
+    resume_command: str,
+    callbacks: Sequence[Any],
+    echo: Print,
+) -> SearchRun:
+    """Every pairing's search and refits in one Tuner; on Ctrl-C what finished is merged and
+    the resume command raised."""
     datasets = DatasetPool(
         lambda key: load_dataset_for_run(config, store, key, echo),
         [p.job.dataset for p in pairings],
     )
-    run = SearchRun(pairings, datasets, store, Capacity(alive_nodes), echo)
+    run = SearchRun(pairings, datasets, store, Capacity(driver.alive_nodes), echo)
     try:
         run_search(
             run,
@@ -174,18 +157,7 @@ def run_benchmark(
         ) from None
     finally:
         datasets.close()
-    tables = merge_parts(store, config.evaluation)
-    if run.data_errors:
-        error = next(iter(run.data_errors.values()))
-        raise BenchError(
-            f"{error}; the other datasets' pairings finished and are saved: fix it, then "
-            f"resume with: {resume_command}"
-        )
-    leaderboard = tables["leaderboard"].to_pylist()
-    echo("")
-    echo(format_leaderboard(leaderboard))
-    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
-    return RunSummary(store, leaderboard, time.perf_counter() - started)
+    return run
 
 
 def plan_pairings(
@@ -241,7 +213,7 @@ def live_cap(
     the cluster runs, plus a short queue so the next one reuses a finishing trial's actor."""
     if max_concurrent_trials:
         return max_concurrent_trials
-    slots = trial_slots(resources, cluster)
+    slots = driver.trial_slots(resources, cluster)
     return slots + max(1, round(slots * (LOOKAHEAD - 1)))
 
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from bench.report.build import build_report
-from bench.results.synthetic import write_synthetic_run
+from bench.testing.synthetic import write_synthetic_run
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 import pytest
 
-from bench.cli import default_benchmark, main
+from bench.cli import main
+from bench.default import default_benchmark
 
 
 def test_models_and_datasets_list_the_registries(capsys):
@@ -51,6 +52,19 @@ def test_set_flags_are_validated_and_passed_on_to_jobs(tmp_path, capsys):
     assert _run_flags_as_args(args) == ["--trials", "2", "--set", "search_space.rotation=[0, 15]"]
 
 
+def test_submit_validates_the_definition_with_its_overrides_before_submitting(tmp_path, capsys):
+    """A bad --set or flag is refused here, in one line, before any cluster is contacted (the
+    address points nowhere: reaching it would be a different error)."""
+    path = tmp_path / "b.yaml"
+    path.write_text("name: x\nmodels: [mlp]\ndatasets: [digits]\n")
+    nowhere = ["--address", "http://127.0.0.1:9"]
+    assert main(["submit", str(path), *nowhere, "--set", "cv.folds=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cv.folds" in err and "127.0.0.1:9" not in err
+    assert main(["submit", str(path), *nowhere, "--models", "mlp,resnt18"]) == 2
+    assert "did you mean 'resnet18'" in capsys.readouterr().err
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from bench.errors import ConfigError
 
@@ -66,7 +80,7 @@ def test_report_and_leaderboard_commands_need_neither_ray_nor_torch(tmp_path):
     import subprocess
     import sys
 
-    from bench.results.synthetic import write_synthetic_run
+    from bench.testing.synthetic import write_synthetic_run
 
     write_synthetic_run(str(tmp_path), "b", ["d1"], ["alpha", "beta"])
     script = (

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.config import load_benchmark
-from bench.data.writers import (
+from bench.testing.writers import (
     write_cifar10,
     write_image_tree,
     write_imagenet_weights,

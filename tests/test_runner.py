@@ -133,7 +133,7 @@ def test_each_repeat_has_its_own_splits_and_seed_shared_by_every_model(tiny_run)
 def test_every_model_was_validated_on_the_same_samples_per_fold(tiny_run):
     """Fold membership, not just fold numbers: each fold row's digest of its validation
     samples equals the one computed from splits.parquet, for every model and trial."""
-    from bench.train.task import sample_digest
+    from bench.train.records import sample_digest
 
     splits = read(tiny_run, "splits").to_pandas()
     train = splits[(splits.role == "train") & (splits.repeat == 0)]
@@ -183,7 +183,7 @@ def test_failing_trials_are_recorded_and_the_pairing_marked_failed(
 
 def test_a_request_no_node_can_meet_is_named(tmp_path, tiny_benchmark):
     from bench.errors import BenchError
-    from bench.runner import check_resources
+    from bench.preflight import check_resources
 
     def config(**changes):
         return validate_benchmark(tiny_benchmark(tmp_path, **changes), source="t.yaml")
@@ -212,11 +212,12 @@ def test_a_request_no_node_can_meet_is_named(tmp_path, tiny_benchmark):
 def test_run_refuses_a_gpu_request_before_writing_anything(
     ray_session, tmp_path, tiny_benchmark, monkeypatch
 ):
+    import bench.driver
     import bench.runner
     from bench.errors import BenchError
 
     # as if `bench run` had started this (GPU-less) local instance itself
-    monkeypatch.setattr(bench.runner, "connect", lambda address=None, echo=None: True)
+    monkeypatch.setattr(bench.driver, "connect", lambda address=None, echo=None: True)
     config = validate_benchmark(
         tiny_benchmark(tmp_path, resources={"gpus_per_worker": 0.5}), source="t.yaml"
     )
@@ -226,8 +227,8 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
 
 
 def test_each_pairing_gets_its_models_resources(ray_session, tmp_path, tiny_benchmark):
+    from bench.driver import trial_slots
     from bench.plan import resolve_pairing
-    from bench.runner import trial_slots
 
     raw = tiny_benchmark(tmp_path, model_resources={"simple_cnn": {"cpus_per_worker": 2}})
     config = validate_benchmark(raw, source="t.yaml")
@@ -243,8 +244,9 @@ def test_six_pairings_share_one_pool_of_trial_actors(ray_session, tmp_path, tiny
     """One scheduler and one pool for the run: 6 pairings (2 models x 3 datasets) start no
     more trial actor processes than the trials the cluster runs at once, and every refit runs
     in one of them (no process of its own)."""
-    from bench.data.writers import write_image_tree
-    from bench.runner import run_benchmark, trial_slots
+    from bench.driver import trial_slots
+    from bench.runner import run_benchmark
+    from bench.testing.writers import write_image_tree
 
     trees = [
         write_image_tree(tmp_path / f"tree{i}", ("a", "b"), per_class=20, size=8, seed=i)
@@ -308,10 +310,10 @@ def test_a_dataset_that_fails_to_load_loses_no_finished_work(ray_session, tmp_pa
     """Datasets load when their first pairing starts, so a bad one is found mid-run: its
     pairings are left out (nothing written for them), the others finish and are saved, and
     the one-line error names the dataset and the resume command, which then runs only them."""
-    from bench.data.writers import write_image_tree
     from bench.errors import BenchError
     from bench.results.store import RunStore
     from bench.runner import run_benchmark
+    from bench.testing.writers import write_image_tree
 
     tree = tmp_path / "photos"
     raw = tiny_benchmark(

@@ -10,6 +10,7 @@ import numpy as np
 
 from bench.data.images import ImageData, LoadedImages, pixel_sums, stats_of
 from bench.errors import ConfigError
+from bench.results.schema import ROWS
 from bench.seeds import split_seed
 
 
@@ -57,14 +58,20 @@ def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray
     """(train, validation) index pairs of stratified k-fold CV over `labels`."""
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(np.bincount(labels).min()) if len(labels) else 0
+    check_fold_count(labels, k)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def check_fold_count(labels: np.ndarray, k: int) -> None:
+    """Stratified k-fold needs at least k samples of every class in the CV pool."""
+    counts = np.bincount(labels) if len(labels) else np.zeros(1, dtype=np.int64)
+    smallest = int(counts[counts > 0].min()) if counts.any() else 0
     if k > smallest:
         raise ConfigError(
             f"cv.folds: {k} folds but the smallest class has {smallest} training samples; "
             f"use folds <= {smallest}"
         )
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))
 
 
 def with_folds(data: ImageData, k: int, seed: int, sums: np.ndarray | None = None) -> ImageData:
@@ -104,14 +111,15 @@ def split_rows(run_id: str, data: Any) -> list[dict[str, Any]]:
     source_train = data.train_index if data.train_index is not None else range(len(data.train_y))
     source_test = data.test_index if data.test_index is not None else [-1] * len(data.test_y)
     ids = {"run_id": run_id, "dataset": data.name, "repeat": data.repeat}
+    split_row = ROWS["splits"]
     rows = [
-        {**ids, "role": "train", "sample": i, "source_index": int(src), "label": int(y)}
-        | {"fold": fold_of[i]}
+        split_row(
+            **ids, role="train", sample=i, source_index=int(src), label=int(y), fold=fold_of[i]
+        )
         for i, (src, y) in enumerate(zip(source_train, data.train_y, strict=True))
     ]
     rows += [
-        {**ids, "role": "test", "sample": i, "source_index": int(src), "label": int(y)}
-        | {"fold": -1}
+        split_row(**ids, role="test", sample=i, source_index=int(src), label=int(y), fold=-1)
         for i, (src, y) in enumerate(zip(source_test, data.test_y, strict=True))
     ]
     return rows

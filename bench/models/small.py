@@ -16,7 +16,7 @@ class MLP(nn.Sequential):
         hidden_dim: int,
         depth: int,
         dropout: float,
-        shrink: float = 1.0,
+        shrink: float,
     ):
         layers: list[nn.Module] = [nn.Flatten()]
         width, hidden = in_features, float(hidden_dim)

@@ -12,8 +12,7 @@ import torchvision
 from torch import nn
 
 from bench.errors import DataError
-
-STRATEGIES = ("full", "head_only", "from_scratch")
+from bench.models.contract import FineTuning, Preprocessing
 
 
 def imagenet_weights(arch: str):
@@ -21,47 +20,46 @@ def imagenet_weights(arch: str):
     return torchvision.models.get_model_weights(arch).DEFAULT
 
 
-def preprocessing(
-    arch: str, weights: str
-) -> tuple[int, int, tuple[float, ...], tuple[float, ...]] | None:
-    """(resize side, crop side, mean, std) the pretrained weights expect, or None when
-    training from scratch. A local state dict is taken to be ImageNet-trained, as
-    torchvision's are."""
-    if weights in (None, "none"):
-        return None
+def pretrained_preprocessing(arch: str) -> Preprocessing:
+    """The resize, crop and mean/std the pretrained weights expect. A local state dict is taken
+    to be ImageNet-trained, as torchvision's are."""
     transforms = imagenet_weights(arch).transforms()
-    return (
-        int(transforms.resize_size[0]),
-        int(transforms.crop_size[0]),
-        tuple(transforms.mean),
-        tuple(transforms.std),
+    return Preprocessing(
+        resize=int(transforms.resize_size[0]),
+        crop=int(transforms.crop_size[0]),
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
     )
 
 
 def build_torchvision(
     arch: str,
     num_classes: int,
-    weights: str = "none",
-    strategy: str = "full",
-    head_hidden: int = 0,
-    head_dropout: float = 0.0,
-    backbone_lr_scale: float = 1.0,
-    unfreeze_after: int = 0,
-) -> nn.Module:
-    if strategy == "from_scratch":
-        weights = "none"
+    *,
+    weights: str,
+    strategy: str,
+    head_hidden: int,
+    head_dropout: float,
+    backbone_lr_scale: float,
+    unfreeze_after: int,
+) -> tuple[nn.Module, FineTuning]:
+    """The backbone with a new head, and how to fine-tune it (the hyperparameters' defaults
+    are declared once, in the registry)."""
+    pretrained = strategy != "from_scratch" and weights not in (None, "none")
     model = torchvision.models.get_model(arch, weights=None)
-    if weights not in (None, "none"):
+    if pretrained:
         model.load_state_dict(_matching(model, _state_dict(arch, weights)), strict=False)
     if strategy == "head_only":
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-    # Names, not modules: a module attribute would register the head a second time.
-    model.bench_head = _replace_head(model, num_classes, int(head_hidden), float(head_dropout))
-    model.bench_backbone_lr_scale = float(backbone_lr_scale)
-    # Read by the training loop: a frozen backbone trains from epoch unfreeze_after + 1.
-    model.bench_unfreeze_after = int(unfreeze_after) if strategy == "head_only" else 0
-    return model
+    head = _replace_head(model, num_classes, int(head_hidden), float(head_dropout))
+    tuning = FineTuning(
+        head=head,
+        backbone_lr_scale=float(backbone_lr_scale),
+        unfreeze_after=int(unfreeze_after) if strategy == "head_only" else 0,
+        preprocessing=pretrained_preprocessing(arch) if pretrained else None,
+    )
+    return model, tuning
 
 
 def _state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:

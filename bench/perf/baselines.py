@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import ray
 import torch
 
+from bench import driver
 from bench.config import BenchmarkConfig, load_benchmark
+from bench.default import default_benchmark
 from bench.perf.figures import Figure
 from bench.perf.profile import CpuSampler
 from bench.plan import resolve_pairing
@@ -39,8 +40,6 @@ class Fit:
 
 def quick_default(workdir: str) -> BenchmarkConfig:
     """The default definition scaled down for --quick (ResNet-18 left out)."""
-    from bench.cli import default_benchmark
-
     return load_benchmark(
         default_benchmark(),
         {
@@ -53,8 +52,6 @@ def quick_default(workdir: str) -> BenchmarkConfig:
 
 
 def full_default(workdir: str) -> BenchmarkConfig:
-    from bench.cli import default_benchmark
-
     return load_benchmark(default_benchmark(), {"output": workdir})
 
 
@@ -83,7 +80,7 @@ def run_bench(config: BenchmarkConfig) -> tuple[float, list[Fit], Path]:
 
 
 def _datasets(config: BenchmarkConfig) -> dict[str, Any]:
-    from bench.data import load_dataset
+    from bench.registry import load_dataset
 
     return {
         d.key: load_dataset(d, config.cv.folds, config.cv.test_fraction, config.cv.seed)
@@ -138,7 +135,7 @@ def run_naive(config: BenchmarkConfig, fits: list[Fit], workdir: str) -> list[fl
                     data, folds=[data.folds[fit.fold]], fold_stats=[data.fold_stats[fit.fold]]
                 )
             )
-            refs[key] = ray.put(one_fold)
+            refs[key] = driver.put(one_fold)
         mode = "refit" if fit.fold is None else "cv"
         job = DistributedJob(_context(config, fit), refs[key], fit.params, mode, fit.epochs)
         started = time.perf_counter()
@@ -160,7 +157,7 @@ def measure(quick: bool, workdir: str, echo, naive_sample: int | None) -> list[F
     echo(f"  bench run of {'a scaled-down' if quick else 'the'} default benchmark ...")
     with CpuSampler() as cpu:
         bench_wall, fits, _ = run_bench(config)
-    threads = int(ray.cluster_resources().get("CPU", 1))
+    threads = int(driver.cluster_resources().get("CPU", 1))
     echo(f"  the same {len(fits)} trainings in plain PyTorch ({threads} threads) ...")
     plain_cpu = time.process_time()
     plain_wall = run_plain(config, fits, threads)

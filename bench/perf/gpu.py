@@ -102,7 +102,7 @@ def plain_images_per_second(
     (None: float32), the same batch size as bench's trials."""
     from bench.registry.models import create_model
 
-    model = create_model("resnet18", 10, 3, 32).to(device, memory_format=torch.channels_last)
+    model = create_model("resnet18", 10, 3, 32).module.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.from_numpy(data.train_x).to(device)
     y = torch.from_numpy(data.train_y).to(device)

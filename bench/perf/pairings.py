@@ -23,7 +23,7 @@ GIB = 2**30
 
 def write_copies(root: Path, count: int) -> list[Path]:
     """`count` identical 16x16 RGB ImageFolder trees (600 PNGs each) under root."""
-    from bench.data.writers import write_image_tree
+    from bench.testing.writers import write_image_tree
 
     first = write_image_tree(root / "copy000", CLASSES, per_class=PER_CLASS, size=16, seed=0)
     copies = [first]

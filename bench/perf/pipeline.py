@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 
 from bench.perf.figures import Figure
@@ -23,7 +22,7 @@ BATCH = 64
 
 
 def write_tree(root: Path, images: int) -> Path:
-    from bench.data.writers import write_image_tree
+    from bench.testing.writers import write_image_tree
 
     return write_image_tree(root, CLASSES, per_class=images // len(CLASSES), size=32, seed=0)
 
@@ -34,14 +33,14 @@ def bench_rates(root: Path, epochs: int) -> tuple[float, float]:
     from bench.config import DatasetConfig
     from bench.data.images import channel_stats
     from bench.data.loaders import load_imagefolder
-    from bench.train.loop import IndexedImages, InputAdapter, make_loader
+    from bench.driver import shared_copy
+    from bench.train.inputs import IndexedImages, InputAdapter, make_loader
 
     started = time.perf_counter()
     loaded = load_imagefolder(
         DatasetConfig(name="imagefolder", path=str(root), image_size=32, channels=3)
     )
-    ref = ray.put(loaded.x)
-    images = ray.get(ref)  # what a trial gets: the shared copy, no decoding
+    images = shared_copy(loaded.x)  # what a trial gets: the shared copy, no decoding
     mean, std = channel_stats(images)
     decoded = time.perf_counter() - started
     adapt = InputAdapter(3, 32, mean, std)

@@ -71,7 +71,7 @@ def run_perf(
     naive_fits: int | None = None,
 ) -> tuple[list[Figure], str]:
     """Measure every section; returns the figures and the Parquet file they were saved to."""
-    from bench.runner import connect
+    from bench.driver import connect
 
     plan = QUICK if quick else FULL
     if naive_fits is not None:

@@ -65,7 +65,8 @@ def sweep_config(trials: int, epochs: int, folds: int, workdir: str) -> Benchmar
 
 def run_sweep(config: BenchmarkConfig) -> Sweep:
     """One `bench run` of a one-model definition, its trials timed by Tune on the driver."""
-    from bench.runner import run_benchmark, trial_slots
+    from bench.driver import trial_slots
+    from bench.runner import run_benchmark
     from bench.tune.clock import TrialClock
 
     clock = TrialClock()
@@ -145,8 +146,8 @@ def gpu_sharing(
     the GPU, then `shared` trials of 1/shared GPU each (on a CPU, one CPU per trial)."""
     from pathlib import Path
 
-    from bench.data.writers import write_cifar10
     from bench.perf.gpu import BATCH, SECTION
+    from bench.testing.writers import write_cifar10
 
     root = Path(workdir) / "cifar"
     write_cifar10(root, per_batch=max(2, images // 5), test=512)

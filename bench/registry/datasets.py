@@ -1,4 +1,7 @@
-"""The dataset registry. Loaders live in bench.data and are imported only when a dataset loads."""
+"""The dataset registry, and the one way to load a registered dataset (`load_replicates`).
+
+The registry depends on bench.data, never the reverse; loaders are imported only when a
+dataset loads, so listing or validating datasets imports no numpy-heavy code."""
 
 from __future__ import annotations
 
@@ -18,25 +21,50 @@ class DatasetSpec:
     options: frozenset[str]
     required: frozenset[str] = frozenset()
     description: str = ""
+    # labels(options) -> (training labels, has its own test split) or None, read without
+    # decoding images: the fold-count check before a run starts (bench.preflight)
+    labels: Callable[[Any], Any] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def _lazy(loader_name: str) -> Callable[[Any], Any]:
-    def load(options):
-        from bench.data import loaders
+def _load_digits(options):
+    from bench.data.loaders import load_digits
 
-        return getattr(loaders, loader_name)(options)
+    return load_digits(options)
 
-    return load
+
+def _load_mnist(options):
+    from bench.data.loaders import load_mnist
+
+    return load_mnist(options)
+
+
+def _load_cifar10(options):
+    from bench.data.loaders import load_cifar10
+
+    return load_cifar10(options)
+
+
+def _load_imagefolder(options):
+    from bench.data.loaders import load_imagefolder
+
+    return load_imagefolder(options)
+
+
+def _read_labels(options):
+    from bench.data.labels import READERS
+
+    return READERS[options.name](options)
 
 
 DATASETS.add(
     "digits",
     DatasetSpec(
         "digits",
-        _lazy("load_digits"),
+        _load_digits,
+        labels=_read_labels,
         options=frozenset({"image_size"}),
         description="scikit-learn's bundled handwritten digits: 1,797 8x8 grayscale, 10 classes",
     ),
@@ -45,7 +73,8 @@ DATASETS.add(
     "mnist",
     DatasetSpec(
         "mnist",
-        _lazy("load_mnist"),
+        _load_mnist,
+        labels=_read_labels,
         options=frozenset({"root", "download", "image_size"}),
         description="MNIST via torchvision: 70,000 28x28 grayscale digits, official test split",
     ),
@@ -54,7 +83,8 @@ DATASETS.add(
     "cifar10",
     DatasetSpec(
         "cifar10",
-        _lazy("load_cifar10"),
+        _load_cifar10,
+        labels=_read_labels,
         options=frozenset({"root", "download", "image_size"}),
         description="CIFAR-10 (python batches): 60,000 32x32 RGB, 10 classes, official test split",
     ),
@@ -63,9 +93,24 @@ DATASETS.add(
     "imagefolder",
     DatasetSpec(
         "imagefolder",
-        _lazy("load_imagefolder"),
+        _load_imagefolder,
+        labels=_read_labels,
         options=frozenset({"path", "image_size", "channels", "on_bad_image"}),
         required=frozenset({"path"}),
         description="your class-per-folder tree; train/ + test/ subfolders or a held-out split",
     ),
 )
+
+
+def load_replicates(dataset: Any, folds: int, test_fraction: float, seed: int, repeats: int):
+    """A config.DatasetConfig -> its images, decoded once, with each repeat's test split and
+    CV folds (bench.data.splits.replicates): a list of ImageData, one per repeat."""
+    from bench.data.splits import replicates
+
+    loaded = DATASETS.get(dataset.name).load(dataset)
+    return replicates(dataset.key, loaded, repeats, folds, test_fraction, seed)
+
+
+def load_dataset(dataset: Any, folds: int, test_fraction: float, seed: int):
+    """Repeat 0 of load_replicates: the splits every run's first repeat uses."""
+    return load_replicates(dataset, folds, test_fraction, seed, 1)[0]

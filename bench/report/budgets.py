@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from bench.metrics import higher_is_better
+from bench.metrics import Objective
 
 BUDGET_RATIO = 2.0  # warn when a group's pairings got compute more than this far apart
 EQUAL_COMPUTE_FRACTIONS = (0.25, 0.5, 1.0)  # of the smallest pairing's search compute
@@ -43,9 +43,9 @@ def search_progress(trials: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for model, rows in trials.groupby("model", sort=True):
         rows = rows.sort_values("trial")
-        up = higher_is_better(rows.metric.iloc[0])
+        objective = Objective(rows.metric.iloc[0])
         scores = rows.score.astype(float).where(rows.status == "ok")
-        best = scores.cummax() if up else scores.cummin()
+        best = scores.cummax() if objective.higher_is_better else scores.cummin()
         frames.append(
             pd.DataFrame(
                 {

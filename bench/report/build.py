@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.metrics import higher_is_better
+from bench.metrics import Objective
 from bench.report import plots
 from bench.report.budgets import (
     EQUAL_COMPUTE_FRACTIONS,
@@ -131,7 +131,8 @@ def _friedman_section(board: pd.DataFrame, metric: str) -> dict[str, Any] | None
     table = table.dropna(axis=1)  # models present on every dataset
     if table.shape[0] < 2 or table.shape[1] < 3:
         return None
-    result = friedman(table.to_numpy(), list(table.columns), higher_is_better(metric))
+    higher = Objective(metric).higher_is_better
+    result = friedman(table.to_numpy(), list(table.columns), higher)
     ranks = sorted(zip(result.models, result.average_ranks, strict=True), key=lambda kv: kv[1])
     cd_plot = (
         plots.cd_diagram(result.models, result.average_ranks, result.critical_difference)
@@ -177,7 +178,7 @@ def _compute_section(trials: pd.DataFrame) -> dict[str, Any]:
     metric = trials.metric.iloc[0]
     progress = search_progress(trials)
     budgets = equal_compute_budgets(progress)
-    table = rank_at_equal_compute(progress, higher_is_better(metric))
+    table = rank_at_equal_compute(progress, Objective(metric).higher_is_better)
     columns = [
         f"{fraction:.0%} ({budget:,.0f} s)"
         for fraction, budget in zip(EQUAL_COMPUTE_FRACTIONS, budgets, strict=True)
@@ -211,7 +212,6 @@ def _pairing_section(
     trials: pd.DataFrame,
     metric: str,
 ) -> dict[str, Any]:
-    figures, notes = [], []
     if row.status != "ok":
         return {
             "model": row.model,
@@ -219,60 +219,54 @@ def _pairing_section(
             "importances": {},
             "notes": [f"failed: {row.error}"],
         }
-    classes = json.loads(row.classes)
-    figures.append(
-        {
-            "caption": "normalized confusion matrix (test, repeat 0)",
-            "uri": plots.confusion_heatmap(row.test_confusion, classes),
-        }
-    )
-    figures.append(
-        {
-            "caption": "per-class F1 (test, repeat 0)",
-            "uri": plots.per_class_f1(row.test_per_class, classes),
-        }
-    )
-    if len(predictions):
-        figures.append(
-            {
-                "caption": "one-vs-rest ROC (test, repeat 0)",
-                "uri": plots.roc_curves(predictions.sort_values("sample"), classes),
-            }
-        )
-    else:
-        notes.append("no predictions: ROC curves left out")
-    epochs = (
-        epochs[(epochs.phase == "cv") & (epochs.trial == row.best_trial)] if len(epochs) else epochs
-    )
+    figures, notes = _test_figures(row, predictions)
     if len(epochs):
-        figures.append(
-            {
-                "caption": "learning curves of the chosen trial (mean over folds)",
-                "uri": plots.learning_curves(epochs, metric),
-            }
-        )
+        epochs = epochs[(epochs.phase == "cv") & (epochs.trial == row.best_trial)]
+    if len(epochs):
+        caption = "learning curves of the chosen trial (mean over folds)"
+        figures.append(_figure(caption, plots.learning_curves(epochs, metric)))
     else:
         notes.append("no epochs: learning curves left out")
-    importances: dict[str, float] = {}
-    if len(trials):
-        figures.append(
-            {
-                "caption": "search history (repeat 0)",
-                # the trials' score is the search metric's, not necessarily the report's
-                "uri": plots.search_history(trials, higher_is_better(trials.metric.iloc[0])),
-            }
-        )
-        importances = plots.param_importances(trials)
-        if importances:
-            figures.append(
-                {
-                    "caption": "hyperparameter importances",
-                    "uri": plots.importances_chart(importances),
-                }
-            )
-    else:
+    search_figures, importances = _search_figures(trials)
+    figures += search_figures
+    if not len(trials):
         notes.append("no trials: search history left out")
     return {"model": row.model, "figures": figures, "importances": importances, "notes": notes}
+
+
+def _figure(caption: str, uri: str) -> dict[str, str]:
+    return {"caption": caption, "uri": uri}
+
+
+def _test_figures(
+    row: pd.Series, predictions: pd.DataFrame
+) -> tuple[list[dict[str, str]], list[str]]:
+    """The held-out figures of repeat 0: confusion matrix, per-class F1, ROC curves."""
+    classes = json.loads(row.classes)
+    figures = [
+        _figure(
+            "normalized confusion matrix (test, repeat 0)",
+            plots.confusion_heatmap(row.test_confusion, classes),
+        ),
+        _figure("per-class F1 (test, repeat 0)", plots.per_class_f1(row.test_per_class, classes)),
+    ]
+    if not len(predictions):
+        return figures, ["no predictions: ROC curves left out"]
+    roc = plots.roc_curves(predictions.sort_values("sample"), classes)
+    return figures + [_figure("one-vs-rest ROC (test, repeat 0)", roc)], []
+
+
+def _search_figures(trials: pd.DataFrame) -> tuple[list[dict[str, str]], dict[str, float]]:
+    """The search history and the hyperparameter importances of repeat 0's search."""
+    if not len(trials):
+        return [], {}
+    # the trials' score is the search metric's, not necessarily the report's
+    up = Objective(trials.metric.iloc[0]).higher_is_better
+    figures = [_figure("search history (repeat 0)", plots.search_history(trials, up))]
+    importances = plots.param_importances(trials)
+    if importances:
+        figures.append(_figure("hyperparameter importances", plots.importances_chart(importances)))
+    return figures, importances
 
 
 def _first_repeat(table: pd.DataFrame) -> dict[tuple, pd.DataFrame]:

@@ -9,10 +9,11 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from bench.metrics import higher_is_better
+from bench.metrics import Objective
 from bench.report.budgets import budget_warnings
 from bench.report.parallel import parallel_map
 from bench.report.stats import Comparison, HeldOut, compare, holm, is_tied
+from bench.results.ranking import competition_ranks, ranked_order
 from bench.results.reader import RunSet
 
 # (label, metric) shown in the leaderboard: test mean [95% interval].
@@ -115,11 +116,13 @@ def leaderboard(
 
 
 def _ranked(group: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Finished pairings ranked by their test mean (1 = best, ties share the better rank)."""
-    sign = 1.0 if higher_is_better(metric) else -1.0
-    key = sign * group[f"test_{metric}"].astype(float)
-    group = group.assign(rank=key.where(group.status == "ok").rank(ascending=False, method="min"))
-    return group.sort_values(["rank", "model"], na_position="last").reset_index(drop=True)
+    """Finished pairings ranked by their test mean, as a run's leaderboard is ranked
+    (bench.results.ranking: 1 = best, ties share the better rank, unranked last)."""
+    tests = group[f"test_{metric}"].astype(float).where(group.status == "ok")
+    ranks = competition_ranks(tests.tolist(), Objective(metric))
+    order = ranked_order(ranks, group.model.tolist())
+    group = group.assign(rank=pd.Series(ranks, index=group.index, dtype=float))
+    return group.iloc[order].reset_index(drop=True)
 
 
 def _challengers(group: pd.DataFrame) -> list[int]:
@@ -131,7 +134,7 @@ def _challengers(group: pd.DataFrame) -> list[int]:
 def _compare(best: HeldOut, other: HeldOut, metric: str) -> Comparison | None:
     """None when the two were not scored on the same test labels."""
     try:
-        return compare(best, other, metric, higher_is_better(metric), BOOTSTRAP_SEED)
+        return compare(best, other, metric, Objective(metric).higher_is_better, BOOTSTRAP_SEED)
     except ValueError:
         return None
 

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from bench.metrics import higher_is_better
+from bench.metrics import Objective
+from bench.results.ranking import competition_ranks, ranked_order
+from bench.results.schema import CV_COLUMNS, INTERVAL_COLUMNS, make_row
 from bench.results.store import RunStore, concat
 from bench.seeds import BOOTSTRAP, derive_seed
 
@@ -69,7 +71,8 @@ def merge_parts(store: RunStore, evaluation: Any = None) -> dict[str, pa.Table]:
 def pairing_rows(
     tables: dict[str, pa.Table], search_mode: str, resamples: int, seed: int
 ) -> list[dict[str, Any]]:
-    """One leaderboard row per pairing, from its repeats' rows, its trials and predictions."""
+    """One leaderboard row per pairing (unranked), from its repeats' rows, its trials and
+    predictions."""
     replicates = _grouped(tables["replicates"].to_pylist())
     trials = _grouped(tables["trials"].to_pylist())
     predictions = _prediction_arrays(tables["predictions"])
@@ -104,35 +107,37 @@ def _pairing_row(
     first = repeats[0]
     ok = [r for r in repeats if r["status"] == "ok"]
     failed = [r for r in repeats if r["status"] != "ok"]
-    row = {name: first.get(name) for name in _FROM_REPEAT_ZERO}
-    row.update(
-        status="failed" if failed or not ok else "ok",
-        error="; ".join(f"repeat {r['repeat']}: {r['error']}" for r in failed),
-        fingerprint=first.get("fingerprint") or fingerprint,
-        repeats=len(ok),
-        search_mode=search_mode,
-        **_selection_scores(first, trials),
-        **_compute(repeats, trials),
-    )
+    tests: dict[str, float | None] = dict.fromkeys(INTERVAL_COLUMNS)  # none without predictions
     held_out = [predictions[(*key, r["repeat"])] for r in ok if (*key, r["repeat"]) in predictions]
     if held_out and first.get("classes"):
         classes = len(json.loads(first["classes"]))
         intervals = metric_intervals(held_out, classes, seed, resamples=resamples)
         for name, interval in intervals.items():
-            row[f"test_{name}"] = interval.estimate
-            row[f"test_{name}_low"] = interval.low
-            row[f"test_{name}_high"] = interval.high
-    return row
+            tests[f"test_{name}"] = interval.estimate
+            tests[f"test_{name}_low"] = interval.low
+            tests[f"test_{name}_high"] = interval.high
+    return make_row(
+        "leaderboard",
+        **{name: first.get(name) for name in _FROM_REPEAT_ZERO},
+        status="failed" if failed or not ok else "ok",
+        error="; ".join(f"repeat {r['repeat']}: {r['error']}" for r in failed),
+        rank=None,  # rank_pairings ranks the run's rows together
+        fingerprint=first.get("fingerprint") or fingerprint,
+        repeats=len(ok),
+        search_mode=search_mode,
+        **_selection_scores(first, trials),
+        **tests,
+        **_compute(repeats, trials),
+    )
 
 
 def _selection_scores(first: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """The CV figures of the trial repeat 0 chose: the scores that selected it."""
+    """The CV figures of the trial repeat 0 chose: the scores that selected it (None when it
+    chose none)."""
     chosen = [
         t for t in trials if t["repeat"] == first["repeat"] and t["trial"] == first["best_trial"]
     ]
-    if not chosen:
-        return {}
-    return {k: v for k, v in chosen[0].items() if k.startswith("cv_")}
+    return {k: chosen[0][k] if chosen else None for k in CV_COLUMNS}
 
 
 def _compute(repeats: list[dict[str, Any]], trials: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,28 +182,26 @@ def _prediction_arrays(
 
 def rank_pairings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rank finished pairings within each (dataset, fingerprint) by the mean over repeats of
-    their metric on held-out test data (1 = best; ties share the better rank). CV scores never
-    rank: they chose the configuration, so they are biased upward. Failed pairings get no rank
-    and sort last."""
+    their metric on held-out test data (bench.results.ranking: 1 = best; ties share the
+    better rank). CV scores never rank: they chose the configuration, so they are biased
+    upward. Failed pairings get no rank and sort last."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[(row["dataset"], row.get("fingerprint") or "")].append(dict(row))
+        groups[(row["dataset"], row["fingerprint"] or "")].append(row)
     ranked = []
     for key in sorted(groups):
         group = groups[key]
-        for row in group:
-            row["rank"] = None
-        scored = [(r, _test_score(r)) for r in group if r.get("status") == "ok"]
-        scored = [(r, s) for r, s in scored if not math.isnan(s)]
-        for row, score in scored:
-            row["rank"] = 1 + sum(1 for _, other in scored if other > score)
-        ranked += sorted(group, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["model"]))
+        metric = _group_metric(key[0], group)
+        tests = [r[f"test_{metric}"] if r["status"] == "ok" else None for r in group]
+        ranks = competition_ranks(tests, Objective(metric)) if metric else [None] * len(group)
+        order = ranked_order(ranks, [r["model"] for r in group])
+        ranked += [make_row("leaderboard", **{**group[i], "rank": ranks[i]}) for i in order]
     return ranked
 
 
-def _test_score(row: dict[str, Any]) -> float:
-    """The row's test mean, signed so that larger is better."""
-    value = row.get(f"test_{row['metric']}")
-    if value is None:
-        return math.nan
-    return value if higher_is_better(row["metric"]) else -value
+def _group_metric(dataset: str, group: list[dict[str, Any]]) -> str | None:
+    """The metric the group's finished pairings searched on (None when none finished)."""
+    metrics = sorted({r["metric"] for r in group if r["status"] == "ok"})
+    if len(metrics) > 1:
+        raise ValueError(f"{dataset}: its pairings searched on different metrics {metrics}")
+    return metrics[0] if metrics else None

@@ -1,7 +1,9 @@
 """The one results schema: every Parquet file bench writes, its columns, types and order.
 
 Metric columns are generated from the metric table (bench.metrics.METRIC_NAMES), so a new
-metric joins every file by itself. Imports neither Ray nor torch: reports read only this."""
+metric joins every file by itself. Each table has its row type (ROWS), derived from its schema:
+a row is built with every column of its table, so a column added here is one declaration that
+every builder must then fill. Imports neither Ray nor torch: reports read only this."""
 
 from __future__ import annotations
 
@@ -234,23 +236,72 @@ TABLES: dict[str, pa.Schema] = {
 }
 STATUSES = ("ok", "failed", "pruned")
 
+# Column groups generated from the metric table, for builders that must name them (a column a
+# builder cannot know yet is given as None, never left out).
+CV_COLUMNS = tuple(name for name, _ in _cv_columns())  # cv_<metric>_mean / _std
+INTERVAL_COLUMNS = tuple(name for name, _ in _intervals())  # test_<metric>[_low|_high]
+
 
 class SchemaError(BenchError):
     """A results file that does not match this version of bench's schema."""
 
 
+class RowError(ValueError):
+    """A row without exactly its table's columns: a bug in the code that built it."""
+
+
+class RowType:
+    """The row of one table: a dict holding exactly the table's columns (in any order).
+
+    `ROWS["folds"](run_id=..., ...)` checks the columns and returns the dict; a missing or an
+    extra column raises RowError naming them. Rows stay plain dicts: cheap for the thousands
+    of prediction rows of a run, the same shape a Parquet read gives back, and a builder may
+    still set a column it gave as None (a trial's compute, known only to its caller)."""
+
+    __slots__ = ("table", "columns", "_names")
+
+    def __init__(self, table: str, schema: pa.Schema) -> None:
+        self.table = table
+        self.columns: tuple[str, ...] = tuple(schema.names)
+        self._names = frozenset(schema.names)
+
+    def __call__(self, /, **fields: Any) -> dict[str, Any]:
+        self.check(fields)
+        return fields
+
+    def check(self, row: Mapping[str, Any]) -> None:
+        """Raise RowError unless `row` has exactly this table's columns."""
+        if row.keys() != self._names:
+            missing = sorted(self._names - row.keys())
+            extra = sorted(row.keys() - self._names)
+            problems = []
+            if missing:
+                problems.append(f"missing columns {missing}")
+            if extra:
+                problems.append(f"columns not in the schema {extra}")
+            raise RowError(f"{self.table} row: {'; '.join(problems)}")
+
+    def __repr__(self) -> str:
+        return f"RowType({self.table!r})"
+
+
+ROWS: dict[str, RowType] = {name: RowType(name, schema) for name, schema in TABLES.items()}
+
+
+def make_row(table: str, /, **fields: Any) -> dict[str, Any]:
+    """A row of `table` (see RowType): every column given, None where it has no value."""
+    return ROWS[table](**fields)
+
+
 def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Rows (dicts) -> a table in the schema's column order. Unknown keys are a bug, so they
-    raise; missing keys become nulls."""
-    schema = TABLES[name]
+    """Rows -> a table in the schema's column order. A row with a missing or an extra column
+    is a bug in its builder, so it raises RowError instead of becoming nulls."""
+    row_type = ROWS[name]
     rows = list(rows)
-    columns = set(schema.names)
     for row in rows:
-        extra = set(row) - columns
-        if extra:
-            raise ValueError(f"{name}: columns not in the schema: {sorted(extra)}")
-    arrays = {col: [_cell(row.get(col)) for row in rows] for col in schema.names}
-    table = pa.Table.from_pydict(arrays, schema=schema)
+        row_type.check(row)
+    arrays = {col: [_cell(row[col]) for row in rows] for col in row_type.columns}
+    table = pa.Table.from_pydict(arrays, schema=TABLES[name])
     return table.replace_schema_metadata({VERSION_KEY: str(SCHEMA_VERSION).encode()})
 
 

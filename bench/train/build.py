@@ -1,17 +1,24 @@
 """What a trial builds from its hyperparameters: the training loop's settings, the model and
-the input adapter (no Ray import)."""
+the input adapter (no Ray import). Every name, type and default comes from the declarations
+(bench/hparams.py for the loop, the model registry for each model)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bench.config import TRAINING_PARAMS
 from bench.data.images import ImageData
+from bench.hparams import TRAINING, TRAINING_PARAMS
 from bench.plan import PairingPlan
-from bench.registry.models import MODELS, create_model
-from bench.train.loop import InputAdapter, TrainSettings
-from bench.train.settings import AUGMENT_DEFAULTS, AugmentSettings
+from bench.registry.models import (
+    MODELS,
+    BuiltModel,
+    Preprocessing,
+    create_model,
+    model_preprocessing,
+)
+from bench.train.inputs import InputAdapter
+from bench.train.settings import TrainSettings, settings_from_params
 
 
 def split_params(model: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -26,45 +33,30 @@ def train_settings(
     plan: PairingPlan, params: Mapping[str, Any], epochs: int | None = None
 ) -> TrainSettings:
     training, _ = split_params(plan.model, params)
-    merged = {k: _typed(TRAINING_PARAMS[k], v) for k, v in {**TRAINING_PARAMS, **training}.items()}
-    merged.pop("input_fit")  # the InputAdapter's business
-    return TrainSettings(
+    batch_size = TRAINING["batch_size"].typed(training.get("batch_size"))
+    return settings_from_params(
+        training,
         epochs=epochs or plan.epochs,
-        batch_size=int(merged.pop("batch_size") or plan.batch_size),
+        batch_size=int(batch_size or plan.batch_size),
         patience=plan.patience,
         seed=plan.seed,
-        augment=AugmentSettings(**{k: merged.pop(k) for k in AUGMENT_DEFAULTS}),
         precision=plan.precision,
         channels_last=plan.channels_last,
-        **merged,
     )
-
-
-def _typed(default: Any, value: Any) -> Any:
-    """A searched value in its parameter's type (Optuna hands back floats and numpy types)."""
-    if isinstance(default, bool):
-        return bool(value)
-    if isinstance(default, float):
-        return float(value)
-    return value
 
 
 def model_factory(
     plan: PairingPlan, data: ImageData, params: Mapping[str, Any]
-) -> Callable[[], Any]:
+) -> Callable[[], BuiltModel]:
+    """A zero-argument builder of the pairing's model: the module and its FineTuning."""
     _, hparams = split_params(plan.model, params)
     channels, side = input_shape(plan.model, data, params)
     return lambda: create_model(plan.model, data.num_classes, channels, side, **hparams)
 
 
-def _pretrained(model: str, params: Mapping[str, Any]):
-    """(side, mean, std) of the model's pretrained weights, or None."""
+def _pretrained(model: str, params: Mapping[str, Any]) -> Preprocessing | None:
     _, hparams = split_params(model, params)
-    if hparams.get("strategy") == "from_scratch" or "weights" not in MODELS.get(model).hparams:
-        return None
-    from bench.models.torchvision_models import preprocessing
-
-    return preprocessing(model, hparams.get("weights", "none"))
+    return model_preprocessing(model, **hparams)
 
 
 def input_shape(model: str, data: ImageData, params: Mapping[str, Any]) -> tuple[int, int]:
@@ -73,7 +65,7 @@ def input_shape(model: str, data: ImageData, params: Mapping[str, Any]) -> tuple
         int(data.train_x.shape[1]), int(data.train_x.shape[2])
     )
     pretrained = _pretrained(model, params)
-    return (channels, pretrained[1]) if pretrained else (channels, side)
+    return (channels, pretrained.crop) if pretrained else (channels, side)
 
 
 def input_adapter(
@@ -85,11 +77,10 @@ def input_adapter(
     """The pretrained weights' resize, crop and mean/std, or the dataset's own normalization:
     `stats` (mean, std) of the images the model trains on, by default the whole CV pool's."""
     channels, side = input_shape(model, data, params)
-    fit = str(params.get("input_fit", TRAINING_PARAMS["input_fit"]))
+    fit = str(params.get("input_fit", TRAINING["input_fit"].default))
     pretrained = _pretrained(model, params)
     if pretrained:
-        resize, _, mean, std = pretrained
-        return InputAdapter(channels, side, mean, std, resize=resize, fit=fit)
+        return InputAdapter.pretrained(channels, pretrained, fit)
     mean, std = stats or (data.mean, data.std)
     return InputAdapter(channels, side, mean, std, fit=fit)
 

@@ -13,8 +13,8 @@ import numpy as np
 from bench.data.images import ImageData
 from bench.metrics import METRIC_NAMES, compute_metrics
 from bench.plan import PairingPlan
-from bench.results.schema import dumps
-from bench.train.loop import FoldOutcome
+from bench.results.schema import ROWS, dumps, make_row
+from bench.train.folds import FoldOutcome
 
 
 @dataclass
@@ -36,50 +36,68 @@ def record_trial(
     placement: Mapping[str, Any],
     wall_seconds: float,
 ) -> TrialRecord:
-    ids = plan.ids()
-    fold_rows, epoch_rows = [], []
     params_json = dumps(dict(params))
-    for outcome in outcomes:
-        report = compute_metrics(
-            data.train_y[outcome.val_index], outcome.val_proba, data.num_classes
-        )
-        fold_rows.append(
-            {
-                **ids,
-                "trial": trial,
-                "trial_id": trial_id,
-                "fold": outcome.fold,
-                "val_samples": len(outcome.val_index),
-                "val_digest": sample_digest(outcome.val_index),
-                "params": params_json,
-                **report.values,
-                "metric_notes": report.notes_text(),
-                "best_epoch": outcome.best_epoch,
-                "epochs_run": outcome.epochs_run,
-                "train_seconds": outcome.train_seconds,
-                "eval_seconds": outcome.eval_seconds,
-                "samples_per_second": outcome.samples_per_second,
-                "workers": plan.workers,
-                "node_id": placement.get("node_id", ""),
-                "gpu_ids": placement.get("gpu_ids", ""),
-                "worker_pid": placement.get("worker_pid"),
-            }
-        )
-        epoch_rows += history_rows(plan, trial, "cv", outcome.history)
-    summary = {
-        **ids,
-        "trial": trial,
-        "trial_id": trial_id,
-        "params": params_json,
-        "status": "ok",
-        "error": "",
-        "metric": plan.metric,
-        **cv_summary(fold_rows),
-        "epochs_run": max(o.epochs_run for o in outcomes),
-        "wall_seconds": wall_seconds,
-    }
-    summary["score"] = summary[f"cv_{plan.metric}_mean"]
+    fold_rows = [
+        fold_row(plan, data, trial, trial_id, params_json, outcome, placement)
+        for outcome in outcomes
+    ]
+    epoch_rows = [
+        row for outcome in outcomes for row in history_rows(plan, trial, "cv", outcome.history)
+    ]
+    cv = cv_summary(fold_rows)
+    summary = make_row(
+        "trials",
+        **plan.ids(),
+        trial=trial,
+        trial_id=trial_id,
+        params=params_json,
+        status="ok",
+        error="",
+        metric=plan.metric,
+        score=cv[f"cv_{plan.metric}_mean"],
+        **cv,
+        epochs_run=max(o.epochs_run for o in outcomes),
+        # what only the trial's caller knows: whether it resumed, the resources it held
+        resumed_from_epoch=None,
+        wall_seconds=wall_seconds,
+        cpu_seconds=None,
+        gpu_seconds=None,
+    )
     return TrialRecord(fold_rows, epoch_rows, summary)
+
+
+def fold_row(
+    plan: PairingPlan,
+    data: ImageData,
+    trial: int,
+    trial_id: str,
+    params_json: str,
+    outcome: FoldOutcome,
+    placement: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One fold's row: its validation metrics and where and how fast it trained."""
+    report = compute_metrics(data.train_y[outcome.val_index], outcome.val_proba, data.num_classes)
+    return make_row(
+        "folds",
+        **plan.ids(),
+        trial=trial,
+        trial_id=trial_id,
+        fold=outcome.fold,
+        val_samples=len(outcome.val_index),
+        val_digest=sample_digest(outcome.val_index),
+        params=params_json,
+        **report.values,
+        metric_notes=report.notes_text(),
+        best_epoch=outcome.best_epoch,
+        epochs_run=outcome.epochs_run,
+        train_seconds=outcome.train_seconds,
+        eval_seconds=outcome.eval_seconds,
+        samples_per_second=outcome.samples_per_second,
+        workers=plan.workers,
+        node_id=placement.get("node_id", ""),
+        gpu_ids=placement.get("gpu_ids", ""),
+        worker_pid=placement.get("worker_pid"),
+    )
 
 
 def sample_digest(index: np.ndarray) -> str:
@@ -89,18 +107,19 @@ def sample_digest(index: np.ndarray) -> str:
 
 
 def history_rows(plan: PairingPlan, trial: int, phase: str, history: list) -> list[dict[str, Any]]:
+    ids, epoch_row = plan.ids(), ROWS["epochs"]
     return [
-        {
-            **plan.ids(),
-            "trial": trial,
-            "phase": phase,
-            "fold": h.fold,
-            "epoch": h.epoch,
-            "train_loss": h.train_loss,
-            "val_loss": h.val_loss,
-            "val_score": plan.objective.from_loop(h.val_score),
-            "seconds": h.seconds,
-        }
+        epoch_row(
+            **ids,
+            trial=trial,
+            phase=phase,
+            fold=h.fold,
+            epoch=h.epoch,
+            train_loss=h.train_loss,
+            val_loss=h.val_loss,
+            val_score=plan.objective.from_loop(h.val_score),
+            seconds=h.seconds,
+        )
         for h in history
     ]
 
@@ -119,15 +138,15 @@ def cv_summary(fold_rows: list[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def prediction_rows(plan: PairingPlan, data: ImageData, proba: np.ndarray) -> list[dict[str, Any]]:
-    ids = plan.ids()
+    ids, prediction_row = plan.ids(), ROWS["predictions"]
     predicted = proba.argmax(axis=1)
     return [
-        {
+        prediction_row(
             **ids,
-            "sample": i,
-            "y_true": int(data.test_y[i]),
-            "y_pred": int(predicted[i]),
-            "proba": proba[i].astype(np.float32).tolist(),
-        }
+            sample=i,
+            y_true=int(data.test_y[i]),
+            y_pred=int(predicted[i]),
+            proba=proba[i].astype(np.float32).tolist(),
+        )
         for i in range(len(proba))
     ]

@@ -1,52 +1,69 @@
-"""What the training loop is told: plain frozen dataclasses, importable without torch (the
-config module derives its training parameters from them)."""
+"""What the training loop is told: plain frozen dataclasses, importable without torch. Their
+hyperparameter fields (names, types, defaults) are generated from the declarations in
+bench/hparams.py, so a new declaration is a new field."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import field, make_dataclass
+from typing import Any
+
+from bench.hparams import AUGMENT, TRAINING
 
 
-@dataclass(frozen=True)
-class AugmentSettings:
-    hflip: float = 0.0  # probability of a horizontal flip
-    rotation: float = 0.0  # degrees, drawn from [-rotation, rotation]
-    translate: float = 0.0  # shift, fraction of the side, drawn from [-translate, translate]
-    zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom]; above 1 zooms in
-    crop_scale: float = 1.0  # random resized crop: smallest area fraction kept; 1 disables
-    brightness: float = 0.0  # factor drawn from [1 - brightness, 1 + brightness]
-    contrast: float = 0.0  # factor drawn from [1 - contrast, 1 + contrast]
-    erasing: float = 0.0  # probability of erasing one random rectangle (cutout)
-    mixup: float = 0.0  # Beta(alpha, alpha) of mixup; 0 disables
-    cutmix: float = 0.0  # Beta(alpha, alpha) of cutmix; 0 disables
-
-    @property
-    def active(self) -> bool:
-        return self != AugmentSettings()
-
-    @property
-    def geometric(self) -> bool:
-        return bool(self.rotation or self.translate or self.zoom or self.crop_scale < 1.0)
+def _active(self) -> bool:
+    return self != AugmentSettings()
 
 
-AUGMENT_DEFAULTS = {f.name: f.default for f in fields(AugmentSettings)}
+def _geometric(self) -> bool:
+    return bool(self.rotation or self.translate or self.zoom or self.crop_scale < 1.0)
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int
-    batch_size: int
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    label_smoothing: float = 0.0
-    nesterov: bool = False
-    schedule: str = "constant"  # constant, cosine, step, onecycle (stepped per batch)
-    warmup_epochs: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 disables
-    class_weight: str = "none"  # or "balanced"
-    patience: int = 0  # epochs without improvement before a fold stops; 0 disables
-    seed: int = 0
-    augment: AugmentSettings = AugmentSettings()  # training batches only
-    precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16, fp16
-    channels_last: str = "auto"  # auto (convolutional models on CUDA), on, off
+# hflip, rotation, translate, zoom, crop_scale, brightness, contrast, erasing, mixup, cutmix.
+AugmentSettings = make_dataclass(
+    "AugmentSettings",
+    [(p.name, p.type, field(default=p.default)) for p in AUGMENT.values()],
+    namespace={"active": property(_active), "geometric": property(_geometric)},
+    frozen=True,
+)
+
+AugmentSettings.__module__ = __name__  # pickled by reference, like a written class
+
+# Declared training parameters that are not loop settings: batch_size is resolved against the
+# budget's, input_fit belongs to the InputAdapter.
+_NOT_SETTINGS = ("batch_size", "input_fit")
+
+# epochs and batch_size, the declared training parameters (lr, optimizer, schedule, ...), then
+# the run's own: patience (0: no early stopping), seed, augment (training batches only),
+# precision (auto, fp32, bf16, fp16) and channels_last (auto, on, off).
+TrainSettings = make_dataclass(
+    "TrainSettings",
+    [
+        ("epochs", int),
+        ("batch_size", int),
+        *[
+            (p.name, p.type, field(default=p.default))
+            for p in TRAINING.values()
+            if p.name not in _NOT_SETTINGS
+        ],
+        ("patience", int, field(default=0)),
+        ("seed", int, field(default=0)),
+        ("augment", AugmentSettings, field(default_factory=AugmentSettings)),
+        ("precision", str, field(default="auto")),
+        ("channels_last", str, field(default="auto")),
+    ],
+    frozen=True,
+)
+TrainSettings.__module__ = __name__
+
+
+def settings_from_params(params: Mapping[str, Any], **run: Any) -> TrainSettings:
+    """TrainSettings from searched values (each in its declared type; one left out takes its
+    declared default) and the run's own fields (epochs, batch_size, patience, seed, ...)."""
+
+    def value(name: str, declared: Mapping[str, Any]) -> Any:
+        return declared[name].typed(params.get(name, declared[name].default))
+
+    training = {name: value(name, TRAINING) for name in TRAINING if name not in _NOT_SETTINGS}
+    augment = AugmentSettings(**{name: value(name, AUGMENT) for name in AUGMENT})
+    return TrainSettings(**training, augment=augment, **run)

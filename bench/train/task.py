@@ -19,7 +19,9 @@ from bench.data.images import ImageData
 from bench.metrics import Objective, get_metric
 from bench.plan import PairingPlan
 from bench.train.build import fold_adapters, input_adapter, model_factory, train_settings
-from bench.train.loop import FoldOutcome, Identity, RefitOutcome, cross_validate, fit_and_predict
+from bench.train.folds import FoldOutcome
+from bench.train.loop import RefitOutcome, cross_validate, fit_and_predict
+from bench.train.optim import Identity
 
 
 def device_for(resources: ResourcesConfig) -> torch.device:

@@ -17,11 +17,11 @@ from typing import Any
 import optuna
 
 from bench.metrics import Objective
-from bench.results.schema import dumps
+from bench.results.schema import CV_COLUMNS, dumps, make_row
 from bench.results.store import RunStore
 from bench.train.task import refit_epochs
 from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
-from bench.tune.refit import REFIT_PARTS
+from bench.tune.refit import REFIT_COLUMNS, REFIT_PARTS
 from bench.tune.space import distributions, grid_size, make_sampler, sample_params, warm_study
 from bench.tune.trial import read_checkpoint
 
@@ -133,19 +133,22 @@ class PairingSearch:
         if status != "ok":
             self.progress[status] += 1
             self.ended_rows.append(
-                {
+                make_row(
+                    "trials",
                     **self.job.plan.ids(),
-                    "trial": handed.number,
-                    "trial_id": trial_id,
-                    "params": dumps(handed.params),
-                    "status": status,
-                    "error": error or "",
-                    "metric": self.metric,
-                    "score": score,
-                    "epochs_run": result.get("epoch"),
-                    "wall_seconds": result.get("time_total_s"),
+                    trial=handed.number,
+                    trial_id=trial_id,
+                    params=dumps(handed.params),
+                    status=status,
+                    error=error or "",
+                    metric=self.metric,
+                    score=score,
+                    **dict.fromkeys(CV_COLUMNS),  # it wrote no folds
+                    epochs_run=result.get("epoch"),
+                    resumed_from_epoch=None,
+                    wall_seconds=result.get("time_total_s"),
                     **self.job.plan.compute(result.get("time_total_s")),
-                }
+                )
             )
 
     def _tell_finished_batch(self) -> None:
@@ -222,18 +225,21 @@ class PairingSearch:
         now = time.perf_counter()
         plan = self.job.plan
         row = {
+            **dict.fromkeys(REFIT_COLUMNS),  # null unless the refit scored the test split
             **plan.ids(),
             "metric": self.metric,
             "folds": self.folds,
             "max_epochs": plan.epochs,
             "training_seed": plan.seed,
             "search_seconds": 0.0,
+            **dict.fromkeys(("best_trial", "best_params", "selection_score")),  # none chosen
             **self.choice,
             **self.summary,
             **outcome,
             "wall_seconds": now - (self.started or now),
         }
-        store.write_table("replicates", [row], f"{REPLICATE_PARTS}/{self.job.part_name}.parquet")
+        part = f"{REPLICATE_PARTS}/{self.job.part_name}.parquet"
+        store.write_table("replicates", [make_row("replicates", **row)], part)
         self.summary, self.phase = row, DONE
 
 

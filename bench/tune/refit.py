@@ -14,7 +14,7 @@ from typing import Any
 import ray
 
 from bench.metrics import compute_metrics
-from bench.results.schema import dumps
+from bench.results.schema import REPLICATES, dumps, make_row
 from bench.results.store import RunStore
 from bench.train.build import model_factory
 from bench.train.loop import count_parameters
@@ -24,6 +24,21 @@ from bench.train.task import device_for, refit_pairing
 from bench.tune.jobs import REFIT, PairingJob
 
 REFIT_PARTS = "parts/refit"
+# A replicate row has two writers: the refit writes its columns to its part (the driver's left
+# null) and the driver (bench.tune.pairing) completes the row with its own.
+DRIVER_COLUMNS = (
+    "status",
+    "error",
+    "metric",
+    "best_trial",
+    "best_params",
+    "selection_score",
+    "folds",
+    "max_epochs",
+    "search_seconds",
+    "wall_seconds",
+)
+REFIT_COLUMNS = tuple(c for c in REPLICATES.names if c not in DRIVER_COLUMNS)
 
 
 def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dict) -> None:
@@ -44,24 +59,26 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
         history_rows(plan, int(config["trial"]), REFIT, outcome.history),
         f"parts/epochs/{job.part_name}/refit.parquet",
     )
-    fields = {
+    fields = make_row(
+        "replicates",
+        **dict.fromkeys(DRIVER_COLUMNS),
         **plan.ids(),
         **{f"test_{k}": v for k, v in report.values.items()},
-        "test_metric_notes": report.notes_text(),
-        "test_per_class": dumps(report.per_class),
-        "test_confusion": dumps(report.confusion),
-        "classes": dumps(list(data.classes)),
-        "fingerprint": data.fingerprint,
-        "training_seed": plan.seed,
-        "train_samples": len(data.train_y),
-        "test_samples": len(data.test_y),
-        "num_params": parameters,
-        "refit_epochs": epochs,
-        "refit_seconds": outcome.train_seconds,
-        "refit_samples_per_second": outcome.samples_per_second,
-        "refit_worker_pid": os.getpid(),
+        test_metric_notes=report.notes_text(),
+        test_per_class=dumps(report.per_class),
+        test_confusion=dumps(report.confusion),
+        classes=dumps(list(data.classes)),
+        fingerprint=data.fingerprint,
+        training_seed=plan.seed,
+        train_samples=len(data.train_y),
+        test_samples=len(data.test_y),
+        num_params=parameters,
+        refit_epochs=epochs,
+        refit_seconds=outcome.train_seconds,
+        refit_samples_per_second=outcome.samples_per_second,
+        refit_worker_pid=os.getpid(),
         **job.plan.compute(time.perf_counter() - started),
-    }
+    )
     store.write_table("replicates", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
 
 
@@ -80,7 +97,7 @@ def _refit(
         outcome = refit_pairing(job.plan, data, params, epochs, device_for(r))
         return outcome, count_parameters(outcome.model)
     outcome, _ = on_worker_group(job, data_ref, store, params, REFIT, "refit", epochs=epochs)
-    return outcome, count_parameters(model_factory(job.plan, data, params)())
+    return outcome, count_parameters(model_factory(job.plan, data, params)().module)
 
 
 def on_worker_group(

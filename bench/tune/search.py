@@ -23,7 +23,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from bench.config import SearchConfig
-from bench.metrics import get_metric
+from bench.metrics import Objective
 from bench.results.store import RunStore
 from bench.tune.datasets import DatasetPool
 from bench.tune.jobs import REFIT, TrialPlan, trial_dir_name
@@ -321,7 +321,7 @@ def run_search(
             "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
         }
     )
-    mode = get_metric(search.metric).mode
+    mode = Objective(search.metric).mode
     trainable = tune.with_parameters(run_trial, trial_plan=trial_plan)
     trainable.__name__ = "bench_trial"
     resources = {name: job.resources for name, job in trial_plan.jobs.items()}

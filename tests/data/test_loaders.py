@@ -8,8 +8,8 @@ from PIL import Image
 
 from bench.config import DatasetConfig
 from bench.data.loaders import load_cifar10, load_digits, load_imagefolder, load_mnist
-from bench.data.writers import write_cifar10, write_image_tree, write_mnist
 from bench.errors import DataError
+from bench.testing.writers import write_cifar10, write_image_tree, write_mnist
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from bench.config import DatasetConfig
-from bench.data import load_dataset
 from bench.data.splits import fold_indices, holdout_split
 from bench.errors import ConfigError
+from bench.registry import load_dataset
 
 LABELS = np.repeat(np.arange(4), [10, 20, 30, 40])
 
@@ -52,9 +52,9 @@ def test_repeats_draw_their_own_splits_and_the_fingerprint_names_them():
     its training part only; another cv.seed (or test fraction, or repeat count) gives another
     fingerprint, the same settings the same one."""
     from bench.config import DatasetConfig
-    from bench.data import load_replicates
     from bench.data.images import channel_stats
     from bench.data.splits import fingerprint, split_rows
+    from bench.registry import load_replicates
 
     def stamp(seed, repeats=2, fraction=0.2):
         data = load_replicates(DatasetConfig(name="digits"), 3, fraction, seed, repeats)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bench.report.build import build_report
-from bench.results.synthetic import write_synthetic_run
+from bench.testing.synthetic import write_synthetic_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [

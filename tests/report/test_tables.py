@@ -16,7 +16,8 @@ from bench.report.build import build_report
 from bench.report.tables import leaderboard, report_notes, to_markdown
 from bench.results.reader import RunSet, load_runs
 from bench.results.schema import SchemaError, to_table
-from bench.results.synthetic import write_synthetic_run
+from bench.testing.rows import sparse_row
+from bench.testing.synthetic import write_synthetic_run
 
 MODELS = ["alpha", "beta", "gamma"]
 
@@ -69,26 +70,27 @@ def _hand_correct(model: str) -> np.ndarray:
 
 def _hand_rows(model: str) -> tuple[dict, list[dict], list[dict]]:
     ids = {"run_id": "r", "benchmark": "b", "dataset": "d", "model": model}
-    board = {
+    board = sparse_row(
+        "leaderboard",
         **ids,
-        "status": "ok",
-        "metric": "f1_macro",
-        "fingerprint": "f00d",
-        "repeats": 3,
-        "test_f1_macro": float(np.mean(HAND_F1[model])),
-        "cv_f1_macro_mean": HAND_CV[model],
-        "cpu_seconds": 10.0,
-    }
+        status="ok",
+        metric="f1_macro",
+        fingerprint="f00d",
+        repeats=3,
+        test_f1_macro=float(np.mean(HAND_F1[model])),
+        cv_f1_macro_mean=HAND_CV[model],
+        cpu_seconds=10.0,
+    )
     replicates = [
-        {**ids, "repeat": r, "status": "ok", "test_f1_macro": score}
+        sparse_row("replicates", **ids, repeat=r, status="ok", test_f1_macro=score)
         | {"train_samples": 400, "test_samples": 100}
         for r, score in enumerate(HAND_F1[model])
     ]
     y = np.arange(60) % 2
     predicted = np.where(_hand_correct(model), y, 1 - y)
     predictions = [
-        {**ids, "repeat": r, "sample": i, "y_true": int(y[i]), "y_pred": int(predicted[i])}
-        | {"proba": [0.9, 0.1] if predicted[i] == 0 else [0.1, 0.9]}
+        sparse_row("predictions", **ids, repeat=r, sample=i, y_true=int(y[i]))
+        | {"y_pred": int(predicted[i]), "proba": [0.9, 0.1] if predicted[i] == 0 else [0.1, 0.9]}
         for r in range(3)
         for i in range(60)
     ]

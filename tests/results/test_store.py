@@ -2,26 +2,26 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.errors import BenchError
-from bench.results.schema import FOLDS, SCHEMA_VERSION, to_table
+from bench.results.schema import SCHEMA_VERSION, RowError
 from bench.results.store import RunStore
-
-
-def test_tables_follow_the_schema_and_refuse_unknown_columns():
-    table = to_table("folds", [{"model": "mlp", "fold": 0, "accuracy": 0.5}])
-    assert table.schema.names == FOLDS.names
-    assert table.column("accuracy").to_pylist() == [0.5] and table.column("trial").null_count == 1
-    with pytest.raises(ValueError, match="not in the schema"):
-        to_table("folds", [{"modle": "mlp"}])
+from bench.testing.rows import sparse_row
 
 
 def test_writes_are_atomic_and_versioned(tmp_path):
     store = RunStore.create(str(tmp_path), "b", "run1")
-    store.write_table("folds", [{"model": "mlp", "fold": 0}])
+    store.write_table("folds", [sparse_row("folds", model="mlp", fold=0)])
     files = sorted(p.name for p in (tmp_path / "b" / "run1").iterdir())
     assert files == ["folds.parquet"]  # no temporary file left behind
     meta = pq.read_table(tmp_path / "b" / "run1" / "folds.parquet").schema.metadata
     assert meta[b"bench.schema_version"] == str(SCHEMA_VERSION).encode()
     assert store.read_table("folds.parquet").num_rows == 1
+
+
+def test_a_row_short_of_a_column_is_refused_not_written(tmp_path):
+    store = RunStore.create(str(tmp_path), "b", "run1")
+    with pytest.raises(RowError, match="folds row: missing columns"):
+        store.write_table("folds", [{"model": "mlp", "fold": 0}])
+    assert not store.exists("folds.parquet")
 
 
 def test_a_run_folder_is_never_reused(tmp_path):

@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from bench.data.splits import fold_indices
+from bench.registry.models import BuiltModel
 from bench.train.augment import Augmenter
-from bench.train.loop import InputAdapter, TrainSettings, cross_validate, fit_and_predict
-from bench.train.settings import AugmentSettings
+from bench.train.inputs import InputAdapter
+from bench.train.loop import cross_validate, fit_and_predict
+from bench.train.settings import AugmentSettings, TrainSettings
 
 CPU = torch.device("cpu")
 
@@ -138,7 +140,9 @@ def test_augmentation_reaches_training_batches_only():
     settings = TrainSettings(epochs=2, batch_size=8, augment=strong)
     seen = []
     folds = fold_indices(y, 2, seed=0)
-    cross_validate(lambda: Spy(64, 4, seen), x, y, folds, settings, adapt, lambda t, p: 0.0)
+    cross_validate(
+        lambda: BuiltModel(Spy(64, 4, seen)), x, y, folds, settings, adapt, lambda t, p: 0.0
+    )
     clean = {k: adapt(torch.from_numpy(x[val])) for k, (_, val) in enumerate(folds)}
     evaluated = [batch for training, batch in seen if not training]
     trained = [batch for training, batch in seen if training]
@@ -152,7 +156,9 @@ def test_augmentation_reaches_training_batches_only():
 
     seen.clear()
     train, test = np.arange(30), np.arange(30, 40)
-    fit_and_predict(lambda: Spy(64, 4, seen), x[train], y[train], x[test], settings, adapt)
+    fit_and_predict(
+        lambda: BuiltModel(Spy(64, 4, seen)), x[train], y[train], x[test], settings, adapt
+    )
     tested = [batch for training, batch in seen if not training]
     assert len(tested) == 1 and torch.equal(tested[0], adapt(torch.from_numpy(x[test])))
 

@@ -11,19 +11,11 @@ from bench.data.loaders import load_digits
 from bench.data.splits import fold_indices, holdout_split
 from bench.metrics import get_metric
 from bench.models.small import MLP
-from bench.train.loop import (
-    DivergedError,
-    IndexedImages,
-    InputAdapter,
-    TrainSettings,
-    cross_validate,
-    fit_and_predict,
-    make_loader,
-    make_loss,
-    make_optimizer,
-    make_schedule,
-    train_one_epoch,
-)
+from bench.registry.models import BuiltModel, FineTuning
+from bench.train.inputs import IndexedImages, InputAdapter, make_loader
+from bench.train.loop import DivergedError, cross_validate, fit_and_predict, train_one_epoch
+from bench.train.optim import make_loss, make_optimizer, make_schedule
+from bench.train.settings import TrainSettings
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +32,7 @@ def f1(y, proba):
 
 
 def build():
-    return MLP(64, 10, hidden_dim=64, depth=1, dropout=0.0)
+    return BuiltModel(MLP(64, 10, hidden_dim=64, depth=1, dropout=0.0, shrink=1.0))
 
 
 def test_cross_validation_learns_and_keeps_folds_apart(digits):
@@ -168,7 +160,7 @@ def test_input_adapter_pads_or_resizes_then_crops():
 def test_mixed_precision_and_channels_last_train_on_cpu(precision):
     # On CUDA these are the defaults; CPU autocast runs the same code path.
     from bench.models.small import SimpleCNN
-    from bench.train.loop import accelerate
+    from bench.train.acceleration import accelerate
 
     torch.manual_seed(0)
     model = SimpleCNN(1, 8, 10, width=8, hidden_dim=16, dropout=0.0)
@@ -185,7 +177,7 @@ def test_mixed_precision_and_channels_last_train_on_cpu(precision):
     loss, _ = train_one_epoch(
         model,
         loader,
-        make_optimizer(model, settings),
+        make_optimizer(model, settings, FineTuning()),
         torch.nn.CrossEntropyLoss(),
         ADAPT,
         torch.device("cpu"),
@@ -198,9 +190,9 @@ def test_mixed_precision_and_channels_last_train_on_cpu(precision):
 
 
 def test_auto_precision_is_float32_on_cpu():
-    from bench.train.loop import accelerate
+    from bench.train.acceleration import accelerate
 
-    accel = accelerate(build(), TrainSettings(epochs=1, batch_size=1), torch.device("cpu"))
+    accel = accelerate(build().module, TrainSettings(epochs=1, batch_size=1), torch.device("cpu"))
     assert accel.dtype is None and not accel.channels_last and accel.scaler is None
 
 
@@ -222,7 +214,7 @@ def test_a_snapshot_resumes_exactly_as_if_training_had_not_stopped(digits, tmp_p
     )
 
     def dropout_mlp():
-        return MLP(64, 10, hidden_dim=64, depth=1, dropout=0.3)
+        return BuiltModel(MLP(64, 10, hidden_dim=64, depth=1, dropout=0.3, shrink=1.0))
 
     snapshots = {}
     whole = cross_validate(
@@ -264,7 +256,7 @@ def test_each_fold_is_normalized_with_its_own_training_part(digits):
 
 def lrs(settings, steps_per_epoch=10):
     model = torch.nn.Linear(2, 2)
-    optimizer = make_optimizer(model, settings)
+    optimizer = make_optimizer(model, settings, FineTuning())
     schedule = make_schedule(optimizer, settings, steps_per_epoch)
     out = []
     for _ in range(settings.epochs * steps_per_epoch):
@@ -300,7 +292,7 @@ def test_sgd_nesterov_and_gradient_clipping():
         grad_clip=1e-3,
     )
     nesterov = make_optimizer(
-        model, TrainSettings(epochs=1, batch_size=4, optimizer="sgd", nesterov=True)
+        model, TrainSettings(epochs=1, batch_size=4, optimizer="sgd", nesterov=True), FineTuning()
     )
     assert nesterov.param_groups[0]["nesterov"] is True
     before = [p.detach().clone() for p in model.parameters()]
@@ -310,7 +302,7 @@ def test_sgd_nesterov_and_gradient_clipping():
     train_one_epoch(
         torch.nn.Sequential(torch.nn.Flatten(), model),
         loader,
-        make_optimizer(model, settings),
+        make_optimizer(model, settings, FineTuning()),
         torch.nn.CrossEntropyLoss(),
         adapt,
         torch.device("cpu"),
@@ -334,10 +326,10 @@ def test_balanced_class_weights():
 def test_the_refit_runs_its_schedule_over_its_own_epochs(digits, monkeypatch):
     """results/README.md's rule: the refit's learning-rate schedule spans its E epochs (here a
     cosine ending at 0 on its last step), and warmup counts epochs, as in the trials."""
-    import bench.train.loop as loop
+    import bench.train.folds as folds
 
     seen = []
-    make = loop.make_schedule
+    make = folds.make_schedule
 
     def recording(optimizer, settings, steps_per_epoch):
         schedule = make(optimizer, settings, steps_per_epoch)
@@ -350,7 +342,7 @@ def test_the_refit_runs_its_schedule_over_its_own_epochs(digits, monkeypatch):
         schedule.step = stepped
         return schedule
 
-    monkeypatch.setattr(loop, "make_schedule", recording)
+    monkeypatch.setattr(folds, "make_schedule", recording)
     x, y = digits
     settings = TrainSettings(epochs=3, batch_size=100, lr=0.1, schedule="cosine", warmup_epochs=1)
     fit_and_predict(build, x, y, x[:10], settings, ADAPT)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from bench.config import DatasetConfig
-from bench.data import load_dataset
 from bench.plan import standalone_plan
+from bench.registry import load_dataset
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.task import refit_pairing
 

@@ -18,6 +18,7 @@ from bench.config import AshaConfig, CVConfig, ParamSpec, SearchConfig
 from bench.metrics import Objective
 from bench.plan import standalone_plan
 from bench.results.store import RunStore
+from bench.testing.rows import sparse_row
 from bench.tune.jobs import COMPLETE_FLAG, CV, REFIT, PairingJob
 from bench.tune.pairing import DONE, REFIT_READY, PairingSearch, best_trial
 from bench.tune.scheduling import Capacity, Demand, PairingScheduler
@@ -102,14 +103,21 @@ def finish(run, trial_id, config, score=0.9, error=None, complete=True):
         row = {**ids, "trial": config["trial"]}
         store.write_table(
             "trials",
-            [{**row, "status": "ok", "score": score, "params": json.dumps(config["params"])}],
+            [
+                sparse_row(
+                    "trials", **row, status="ok", score=score, params=json.dumps(config["params"])
+                )
+            ],
             f"parts/trials/{part}/{config['trial']:05d}.parquet",
         )
         store.write_table(
-            "folds", [{**row, "best_epoch": 2}], f"parts/folds/{part}/{config['trial']:05d}.parquet"
+            "folds",
+            [sparse_row("folds", **row, best_epoch=2)],
+            f"parts/folds/{part}/{config['trial']:05d}.parquet",
         )
     if config["kind"] == REFIT and error is None:
-        store.write_table("replicates", [{"test_f1_macro": 0.8}], f"parts/refit/{part}.parquet")
+        refit = sparse_row("replicates", test_f1_macro=0.8)
+        store.write_table("replicates", [refit], f"parts/refit/{part}.parquet")
     result = {"score": score, "epoch": 3, COMPLETE_FLAG: True} if complete else {"score": score}
     run.trial_started(trial_id)
     run.trial_ended(SimpleNamespace(trial_id=trial_id, config=config, last_result=result), error)

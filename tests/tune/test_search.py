@@ -8,7 +8,7 @@ import pytest
 from bench.config import validate_benchmark
 from bench.metrics import compute_metrics
 from bench.results.schema import FOLDS, TRIALS
-from bench.train.task import sample_digest
+from bench.train.records import sample_digest
 
 
 @pytest.mark.ray

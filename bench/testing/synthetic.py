@@ -1,9 +1,10 @@
 """Synthetic run folders in the real schema, for the report's tests and its speed benchmark.
 
-Nothing here trains: the figures are random draws, written through the same RunStore and
-schema as `bench run` writes, so a report cannot tell them apart by format. As in a real run,
-the search runs on repeat 0 (search mode "once") and the chosen configuration is refit and
-tested on every repeat; every model of a dataset sees the same test images in each repeat."""
+Nothing here trains: the figures are random draws, built as the same row types and written
+through the same RunStore as `bench run` writes, and the leaderboard is ranked by the same
+function, so a report cannot tell them apart by format. As in a real run, the search runs on
+repeat 0 (search mode "once") and the chosen configuration is refit and tested on every
+repeat; every model of a dataset sees the same test images in each repeat."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 from bench.bootstrap import metric_intervals
 from bench.metrics import METRIC_NAMES, compute_metrics
 from bench.results.finalize import rank_pairings
-from bench.results.schema import dumps
+from bench.results.schema import CV_COLUMNS, ROWS, dumps, make_row
 from bench.results.store import RunStore
 
 SEARCH_METRIC = "f1_macro"
@@ -109,23 +110,23 @@ def _test_split(fingerprint: str, repeat: int, shape: Shape) -> tuple[np.ndarray
 
 
 def _split_rows(run_id: str, dataset: str, fingerprint: str, shape: Shape) -> list[dict]:
-    rows = []
+    rows, split_row = [], ROWS["splits"]
     for repeat in range(shape.repeats):
         labels, _ = _test_split(fingerprint, repeat, shape)
         train = shape.test_samples * TRAIN_PER_TEST
         for role, count in (("train", train), ("test", shape.test_samples)):
             for sample in range(count):
                 rows.append(
-                    {
-                        "run_id": run_id,
-                        "dataset": dataset,
-                        "repeat": repeat,
-                        "role": role,
-                        "sample": sample,
-                        "source_index": sample + (train if role == "test" else 0),
-                        "label": int(labels[sample]) if role == "test" else sample % shape.classes,
-                        "fold": sample % shape.folds if role == "train" else -1,
-                    }
+                    split_row(
+                        run_id=run_id,
+                        dataset=dataset,
+                        repeat=repeat,
+                        role=role,
+                        sample=sample,
+                        source_index=sample + (train if role == "test" else 0),
+                        label=int(labels[sample]) if role == "test" else sample % shape.classes,
+                        fold=sample % shape.folds if role == "train" else -1,
+                    )
                 )
     return rows
 
@@ -142,38 +143,41 @@ def _search(
         fold_rows = [_fold_row(ids, t, k, params, quality, shape, rng) for k in range(shape.folds)]
         tables["folds"] += fold_rows
         tables["epochs"] += [
-            {
+            make_row(
+                "epochs",
                 **ids,
-                "repeat": 0,
-                "trial": t,
-                "phase": "cv",
-                "fold": k,
-                "epoch": e,
-                "train_loss": 1.0 / e,
-                "val_loss": 1.1 / e,
-                "val_score": quality * e / shape.epochs,
-                "seconds": 0.3,
-            }
+                repeat=0,
+                trial=t,
+                phase="cv",
+                fold=k,
+                epoch=e,
+                train_loss=1.0 / e,
+                val_loss=1.1 / e,
+                val_score=quality * e / shape.epochs,
+                seconds=0.3,
+            )
             for k in range(shape.folds)
             for e in range(1, shape.epochs + 1)
         ]
-        summary = {
+        cv = _cv(fold_rows)
+        summary = make_row(
+            "trials",
             **ids,
-            "repeat": 0,
-            "trial": t,
-            "trial_id": f"t{t}",
-            "params": fold_rows[0]["params"],
-            "status": "ok",
-            "error": "",
-            "metric": SEARCH_METRIC,
-            **_cv(fold_rows),
-            "epochs_run": shape.epochs,
-            "resumed_from_epoch": 0,
-            "wall_seconds": 3.0,
-            "cpu_seconds": cost,
-            "gpu_seconds": 0.0,
-        }
-        summary["score"] = summary[f"cv_{SEARCH_METRIC}_mean"]
+            repeat=0,
+            trial=t,
+            trial_id=f"t{t}",
+            params=fold_rows[0]["params"],
+            status="ok",
+            error="",
+            metric=SEARCH_METRIC,
+            score=cv[f"cv_{SEARCH_METRIC}_mean"],
+            **cv,
+            epochs_run=shape.epochs,
+            resumed_from_epoch=0,
+            wall_seconds=3.0,
+            cpu_seconds=cost,
+            gpu_seconds=0.0,
+        )
         trial_rows.append(summary)
     tables["trials"] += trial_rows
     return trial_rows
@@ -182,25 +186,28 @@ def _search(
 def _fold_row(
     ids: dict, trial: int, fold: int, params: dict, quality: float, shape: Shape, rng
 ) -> dict:
-    return {
+    return make_row(
+        "folds",
         **ids,
-        "repeat": 0,
-        "trial": trial,
-        "trial_id": f"t{trial}",
-        "fold": fold,
-        "params": json.dumps(params, sort_keys=True),
+        repeat=0,
+        trial=trial,
+        trial_id=f"t{trial}",
+        fold=fold,
+        val_samples=None,
+        val_digest=None,
+        params=json.dumps(params, sort_keys=True),
         **_metric_values(quality + rng.normal(0, 0.01)),
-        "metric_notes": "",
-        "best_epoch": shape.epochs,
-        "epochs_run": shape.epochs,
-        "train_seconds": 1.0,
-        "eval_seconds": 0.1,
-        "samples_per_second": 1000.0,
-        "workers": 1,
-        "node_id": "node",
-        "gpu_ids": "",
-        "worker_pid": 1000 + trial % 2,
-    }
+        metric_notes="",
+        best_epoch=shape.epochs,
+        epochs_run=shape.epochs,
+        train_seconds=1.0,
+        eval_seconds=0.1,
+        samples_per_second=1000.0,
+        workers=1,
+        node_id="node",
+        gpu_ids="",
+        worker_pid=1000 + trial % 2,
+    )
 
 
 def _replicate(
@@ -220,41 +227,49 @@ def _replicate(
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     proba = proba.astype(np.float32)
     report = compute_metrics(labels, proba, shape.classes)
+    prediction_row = ROWS["predictions"]
     tables["predictions"] += [
-        {
+        prediction_row(
             **ids,
-            "repeat": repeat,
-            "sample": i,
-            "y_true": int(labels[i]),
-            "y_pred": int(proba[i].argmax()),
-            "proba": proba[i].tolist(),
-        }
+            repeat=repeat,
+            sample=i,
+            y_true=int(labels[i]),
+            y_pred=int(proba[i].argmax()),
+            proba=proba[i].tolist(),
+        )
         for i in range(shape.test_samples)
     ]
-    row = {
+    row = make_row(
+        "replicates",
         **ids,
-        "repeat": repeat,
-        "status": "ok",
-        "error": "",
-        "metric": SEARCH_METRIC,
-        "fingerprint": fingerprint,
-        "best_trial": best["trial"],
-        "best_params": best["params"],
-        "selection_score": best["score"],
-        "training_seed": 1000 + repeat,
+        repeat=repeat,
+        status="ok",
+        error="",
+        metric=SEARCH_METRIC,
+        fingerprint=fingerprint,
+        best_trial=best["trial"],
+        best_params=best["params"],
+        selection_score=best["score"],
+        training_seed=1000 + repeat,
         **{f"test_{k}": v for k, v in report.values.items()},
-        "test_metric_notes": report.notes_text(),
-        "test_per_class": dumps(report.per_class),  # NaN (absent class) as null
-        "test_confusion": dumps(report.confusion),
-        "train_samples": shape.test_samples * TRAIN_PER_TEST,
-        "test_samples": shape.test_samples,
-        "refit_epochs": shape.epochs,
-        "refit_seconds": 1.0,
-        "refit_samples_per_second": 1000.0,
-        "refit_worker_pid": 1000,
-        "cpu_seconds": 1.0,
-        "gpu_seconds": 0.0,
-    }
+        test_metric_notes=report.notes_text(),
+        test_per_class=dumps(report.per_class),  # NaN (absent class) as null
+        test_confusion=dumps(report.confusion),
+        classes=None,
+        num_params=None,
+        folds=None,
+        max_epochs=None,
+        train_samples=shape.test_samples * TRAIN_PER_TEST,
+        test_samples=shape.test_samples,
+        refit_epochs=shape.epochs,
+        refit_seconds=1.0,
+        refit_samples_per_second=1000.0,
+        refit_worker_pid=1000,
+        cpu_seconds=1.0,
+        gpu_seconds=0.0,
+        search_seconds=None,
+        wall_seconds=None,
+    )
     tables["replicates"].append(row)
     return {**row, "_replicate": (labels, proba)}
 
@@ -278,40 +293,42 @@ def _leaderboard_row(
         tests[f"test_{name}_low"] = intervals[name].low
         tests[f"test_{name}_high"] = intervals[name].high
     first = replicates[0]
-    return {
+    return make_row(
+        "leaderboard",
         **ids,
-        "status": "ok",
-        "error": "",
-        "metric": SEARCH_METRIC,
-        "fingerprint": fingerprint,
-        "repeats": len(replicates),
-        "search_mode": "once",
-        "best_trial": best["trial"],
-        "best_params": best["params"],
-        **{k: v for k, v in best.items() if k.startswith("cv_")},
+        status="ok",
+        error="",
+        metric=SEARCH_METRIC,
+        rank=None,  # rank_pairings ranks the run's rows together
+        fingerprint=fingerprint,
+        repeats=len(replicates),
+        search_mode="once",
+        best_trial=best["trial"],
+        best_params=best["params"],
+        **{k: best[k] for k in CV_COLUMNS},
         **tests,
-        "test_metric_notes": first["test_metric_notes"],
-        "test_per_class": first["test_per_class"],
-        "test_confusion": first["test_confusion"],
-        "classes": json.dumps([f"class{c}" for c in range(shape.classes)]),
-        "train_samples": first["train_samples"],
-        "test_samples": shape.test_samples,
-        "num_trials": shape.trials,
-        "num_failed": 0,
-        "num_pruned": 0,
-        "num_params": 1000 * (index + 1),
-        "folds": shape.folds,
-        "max_epochs": shape.epochs,
-        "trial_epochs": sum(r["epochs_run"] for r in trial_rows),
-        "cpu_seconds": sum(r["cpu_seconds"] for r in trial_rows + replicates),
-        "gpu_seconds": 0.0,
-        "refit_epochs": shape.epochs,
-        "refit_seconds": sum(r["refit_seconds"] for r in replicates),
-        "refit_samples_per_second": 1000.0,
-        "refit_worker_pid": 1000,
-        "search_seconds": 10.0,
-        "wall_seconds": 11.0,
-    }
+        test_metric_notes=first["test_metric_notes"],
+        test_per_class=first["test_per_class"],
+        test_confusion=first["test_confusion"],
+        classes=json.dumps([f"class{c}" for c in range(shape.classes)]),
+        train_samples=first["train_samples"],
+        test_samples=shape.test_samples,
+        num_trials=shape.trials,
+        num_failed=0,
+        num_pruned=0,
+        num_params=1000 * (index + 1),
+        folds=shape.folds,
+        max_epochs=shape.epochs,
+        trial_epochs=sum(r["epochs_run"] for r in trial_rows),
+        cpu_seconds=sum(r["cpu_seconds"] for r in trial_rows + replicates),
+        gpu_seconds=0.0,
+        refit_epochs=shape.epochs,
+        refit_seconds=sum(r["refit_seconds"] for r in replicates),
+        refit_samples_per_second=1000.0,
+        refit_worker_pid=1000,
+        search_seconds=10.0,
+        wall_seconds=11.0,
+    )
 
 
 def _metric_values(quality: float) -> dict[str, float]:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench.results.reader import load_runs
-from bench.results.synthetic import write_synthetic_run
+from bench.testing.synthetic import write_synthetic_run
 
 
 @pytest.fixture(scope="module")
