@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         "default 6, --quick 2)",
     )
 
+    predict = commands.add_parser(
+        "predict", help="top classes of image files by a run's kept model (repeat 0's refit)"
+    )
+    predict.add_argument("run", help="a run folder (results/<benchmark>/<run id>)")
+    predict.add_argument("--model", required=True, help="a model of that run, e.g. resnet18")
+    predict.add_argument("--dataset", required=True, help="its dataset key, e.g. digits")
+    predict.add_argument("--top", type=int, default=3, help="classes shown per image")
+    predict.add_argument("images", nargs="+", help="image files")
     commands.add_parser("models", help="list the registered models")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -276,6 +284,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from bench.models.kept import load_kept_model
+
+    kept = load_kept_model(args.run, args.model, args.dataset)
+    proba = kept.predict_proba(kept.decode(args.images))
+    for path, row in zip(args.images, proba, strict=True):
+        best = row.argsort()[::-1][: max(1, args.top)]
+        print(f"{path}: " + ", ".join(f"{kept.classes[i]} {row[i]:.3f}" for i in best))
+    return 0
+
+
 def _list_models(args: argparse.Namespace) -> int:
     from bench.hparams import TRAINING_PARAMS, summary
     from bench.registry import MODELS
@@ -315,6 +334,7 @@ COMMANDS = {
     "jobs": _jobs,
     "report": _report,
     "leaderboard": _leaderboard,
+    "predict": _predict,
     "models": _list_models,
     "datasets": _list_datasets,
 }

@@ -256,11 +256,22 @@ def load_dataset_for_run(
     stamp = fingerprint(rows, repeats, cv.test_fraction)
     for data in repeats:
         data.fingerprint = stamp
+    if first.ignored:
+        echo(f"  dataset {key}: {left_out(first.ignored)}")
     if first.skipped:
         echo(f"  dataset {key}: skipped {len(first.skipped)} unreadable file(s)")
         listed = store.read_json(SKIPPED_FILE) if store.exists(SKIPPED_FILE) else {}
         store.write_json(SKIPPED_FILE, {**listed, key: first.skipped})
     return repeats
+
+
+def left_out(ignored: list[str]) -> str:
+    """One line on the files of a tree that are not images: how many, and a few names."""
+    from pathlib import PurePath
+
+    names = list(dict.fromkeys(PurePath(p).name for p in ignored))
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return f"left out {len(ignored)} file(s) that are not images ({shown})"
 
 
 def find_resumable(output: str, benchmark: str) -> RunStore:

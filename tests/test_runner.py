@@ -252,6 +252,8 @@ def test_six_pairings_share_one_pool_of_trial_actors(ray_session, tmp_path, tiny
         write_image_tree(tmp_path / f"tree{i}", ("a", "b"), per_class=20, size=8, seed=i)
         for i in range(3)
     ]
+    for clutter in ("a/notes.txt", "b/.DS_Store", "b/Thumbs.db"):  # as people's trees have
+        (trees[0] / clutter).write_text("not an image")
     raw = tiny_benchmark(
         tmp_path,
         datasets=[
@@ -260,7 +262,13 @@ def test_six_pairings_share_one_pool_of_trial_actors(ray_session, tmp_path, tiny
         budget={"epochs": 1, "batch_size": 16},
     )
     config = validate_benchmark(raw)
-    run = run_benchmark(config, echo=lambda line: None)
+    lines = []
+    run = run_benchmark(config, echo=lines.append)
+    left_out = [line for line in lines if "not images" in line]
+    assert left_out == [
+        "  dataset imagefolder@tree0: left out 3 file(s) that are not images "
+        "(notes.txt, .DS_Store, Thumbs.db)"
+    ]
     board = read(run, "leaderboard").to_pandas()
     assert len(board) == 6 and set(board.status) == {"ok"}
     folds = read(run, "folds").to_pandas()
@@ -393,3 +401,69 @@ def test_search_every_repeat_is_nested_cross_validation(ray_session, tmp_path, t
         assert rep.search_seconds > 0
     board = run.leaderboard[0]
     assert board["search_mode"] == "every" and board["num_trials"] == 4
+
+
+def test_each_pairings_repeat_0_model_is_kept_and_reproduces_its_predictions(tiny_run):
+    """models/<model>@<dataset>/ holds repeat 0's refit: loaded back (weights_only) with its
+    preprocessing, it predicts the test split as predictions.parquet recorded: the MLP bit
+    for bit; the CNN to 1e-6 with the same classes (oneDNN's convolutions differ in the last
+    digits between this process and the trial actor, though not between two fresh ones)."""
+    import torch
+
+    from bench.config import DatasetConfig
+    from bench.models.kept import load_kept_model
+    from bench.registry import load_replicates
+
+    data = load_replicates(DatasetConfig(name="digits"), 2, 0.2, 0, 2)[0]  # the tiny splits
+    predictions = read(tiny_run, "predictions").to_pandas()
+    kept_files = sorted(p.relative_to(tiny_run.store.path) for p in _files(tiny_run, "models"))
+    assert [str(p) for p in kept_files] == [
+        f"models/{m}@digits/{f}"
+        for m in ("mlp", "simple_cnn")
+        for f in ("model.json", "weights.pt")
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trial actor that refit it: one CPU, one thread
+    try:
+        for model in ("mlp", "simple_cnn"):
+            kept = load_kept_model(tiny_run.store.path, model, "digits")
+            assert kept.meta["repeat"] == 0 and kept.classes == [str(c) for c in range(10)]
+            mine = predictions[(predictions.model == model) & (predictions["repeat"] == 0)]
+            stored = np.stack(mine.sort_values("sample").proba.to_numpy())
+            proba = kept.predict_proba(data.test_x)
+            assert np.array_equal(proba.argmax(1), stored.argmax(1)), model
+            if model == "mlp":
+                assert np.array_equal(proba, stored)
+            else:
+                assert np.abs(proba - stored).max() < 1e-6
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _files(run, folder):
+    return [p for p in (Path(run.store.path) / folder).rglob("*") if p.is_file()]
+
+
+def test_bench_predict_prints_the_kept_models_top_classes(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    from bench.cli import main
+    from bench.config import DatasetConfig
+    from bench.registry import load_replicates
+
+    data = load_replicates(DatasetConfig(name="digits"), 2, 0.2, 0, 2)[0]
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"digit{i}.png"))
+        Image.fromarray(data.test_x[i, 0]).save(paths[-1])
+    run = str(tiny_run.store.path)
+    assert main(["predict", run, "--model", "mlp", "--dataset", "digits", *paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    predictions = read(tiny_run, "predictions").to_pandas()
+    mine = predictions[(predictions.model == "mlp") & (predictions["repeat"] == 0)]
+    expected = mine.sort_values("sample").y_pred.to_numpy()[:3]
+    assert [line.split(": ")[1].split()[0] for line in lines] == [str(c) for c in expected]
+    assert all(len(line.split(", ")) == 3 for line in lines)  # --top 3 by default
+    assert main(["predict", run, "--model", "resnet18", "--dataset", "digits", paths[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kept: mlp@digits, simple_cnn@digits" in err

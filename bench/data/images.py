@@ -18,6 +18,8 @@ class LoadedImages:
     test_y: np.ndarray | None = None
     # Files left out with on_bad_image: skip, each with the reason.
     skipped: list[str] = field(default_factory=list)
+    # Files that are not images (no image suffix, hidden), left out as torchvision does.
+    ignored: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ImageData:
     std: tuple[float, ...] = (0.25,)
     fold_stats: list[tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
     repeat: int = 0  # the replicate these splits belong to
     # Hash of the dataset's splits (every repeat) and preprocessing: see splits.fingerprint.
     fingerprint: str = ""

@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.loaders import CIFAR10_FILES, IMAGE_SUFFIXES, _read_cifar_batch, _root
+from bench.data.loaders import (
+    CIFAR10_FILES,
+    _read_cifar_batch,
+    _root,
+    class_folders,
+    image_files,
+)
 
 Labels = tuple[np.ndarray, bool] | None
 
@@ -53,12 +59,8 @@ def imagefolder_labels(options: Any) -> Labels:
     pool = root / "train" if official else root
     if not pool.is_dir():
         return None
-    classes = sorted(p.name for p in pool.iterdir() if p.is_dir() and not p.name.startswith("."))
-    counts = [
-        sum(1 for f in (pool / c).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        for c in classes
-    ]
-    return np.repeat(np.arange(len(classes)), counts).astype(np.int64), official
+    counts = [len(image_files(pool / name)[0]) for name in class_folders(pool)]
+    return np.repeat(np.arange(len(counts)), counts).astype(np.int64), official
 
 
 # Dataset name -> its reader (the registry's `labels` of each dataset).

@@ -15,7 +15,18 @@ from bench.data.images import LoadedImages, resize_uint8, to_uint8_nchw
 from bench.data.remote import materialize
 from bench.errors import DataError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+}
 MNIST_FILES = [
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -154,9 +165,41 @@ def load_imagefolder(options: Any) -> LoadedImages:
                 f"dataset 'imagefolder': {root}/test has classes {test_classes} but "
                 f"{root}/train has {classes}; give both the same class folders"
             )
-        return LoadedImages(classes, x, y, test_x, test_y, skipped=reader.skipped)
+        return LoadedImages(
+            classes, x, y, test_x, test_y, skipped=reader.skipped, ignored=reader.ignored
+        )
     classes, x, y = reader.read(root)
-    return LoadedImages(classes, x, y, skipped=reader.skipped)
+    return LoadedImages(classes, x, y, skipped=reader.skipped, ignored=reader.ignored)
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class folders of a tree, sorted: every visible folder, symlinked ones included."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+
+
+def image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(images, others) under a class folder, recursively and sorted, following symlinked
+    folders once each. Others, left out as torchvision's ImageFolder leaves them: files
+    without an image suffix (notes.txt, Thumbs.db), hidden files (.DS_Store, macOS's ._x.png)
+    and hidden folders (.ipynb_checkpoints, counted as one)."""
+    images, others, seen = [], [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a symlink loop, or a folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        others += [Path(top, d) for d in dirs if _hidden(d)]
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        for name in files:
+            path = Path(top, name)
+            is_image = not _hidden(name) and path.suffix.lower() in IMAGE_SUFFIXES
+            (images if is_image else others).append(path)
+    return sorted(images), sorted(others)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 class _TreeReader:
@@ -166,19 +209,18 @@ class _TreeReader:
     def __init__(self, side: int, mode: str, skip_bad: bool) -> None:
         self.side, self.mode, self.skip_bad = side, mode, skip_bad
         self.skipped: list[str] = []
+        self.ignored: list[str] = []  # not images at all: left out without a word
 
     def read(self, root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-        classes = sorted(
-            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        classes = class_folders(root)
         if len(classes) < 2:
             raise DataError(
                 f"dataset 'imagefolder': {root} has {len(classes)} class folder(s); "
                 f"put each class's images in its own subfolder (at least 2)"
             )
-        files = {
-            name: sorted(p for p in (root / name).rglob("*") if p.is_file()) for name in classes
-        }
+        found = {name: image_files(root / name) for name in classes}
+        files = {name: images for name, (images, _) in found.items()}
+        self.ignored += [str(p) for _, others in found.values() for p in others]
         everything = [f for name in classes for f in files[name]]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             decoded = dict(zip(everything, pool.map(self._decode, everything), strict=True))
@@ -203,19 +245,21 @@ class _TreeReader:
         return classes, to_uint8_nchw(np.stack(pixels)), np.asarray(labels, dtype=np.int64)
 
     def _decode(self, path: Path) -> tuple[np.ndarray | None, str | None]:
-        """(pixels, None), or (None, why it cannot be read)."""
-        from PIL import Image, UnidentifiedImageError
+        return decode_image(path, self.side, self.mode)
 
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            return None, f"not an image: suffix {path.suffix or 'none'}"
-        try:
-            with Image.open(path) as img:
-                img = img.convert(self.mode).resize(
-                    (self.side, self.side), Image.Resampling.BILINEAR
-                )
-                return np.asarray(img, dtype=np.uint8), None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            return None, f"cannot decode: {_first_line(exc)}"
+
+def decode_image(path: Path, side: int, mode: str) -> tuple[np.ndarray | None, str | None]:
+    """(H, W[, C]) uint8 pixels of an image file in PIL `mode` (L or RGB) at side x side, and
+    None; or None and why it cannot be read. ImageFolder trees and `bench predict` both
+    decode this way."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode).resize((side, side), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8), None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        return None, f"cannot decode: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

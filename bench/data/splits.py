@@ -38,6 +38,7 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
             loaded.test_y,
             True,
             skipped=loaded.skipped,
+            ignored=loaded.ignored,
         )
     train, test = holdout_split(loaded.y, test_fraction, seed)
     return ImageData(
@@ -51,6 +52,7 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
         train_index=train,
         test_index=test,
         skipped=loaded.skipped,
+        ignored=loaded.ignored,
     )
 
 

@@ -65,7 +65,8 @@ def _worker_loop(config: dict[str, Any]) -> Any:
     if job.mode == "refit":
         # DDP keeps ranks in step; record each rank's final weights to show it did.
         where["weight_digests"] = _gather(weights_digest(outcome.model))
-        outcome.model = None  # the caller counts parameters; no need to ship the weights
+        # repeat 0's model is kept with the run; the other repeats' weights stay here
+        outcome.model = outcome.model.cpu() if job.plan.repeat == 0 else None
     return (outcome, where) if rank == 0 else None
 
 

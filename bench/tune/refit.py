@@ -14,9 +14,10 @@ from typing import Any
 import ray
 
 from bench.metrics import compute_metrics
+from bench.models.kept import save_kept_model
 from bench.results.schema import REPLICATES, dumps, make_row
 from bench.results.store import RunStore
-from bench.train.build import model_factory
+from bench.train.build import input_adapter, model_factory, split_params
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.records import history_rows, prediction_rows
@@ -48,6 +49,17 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
     plan, data, params = job.plan, ray.get(data_ref), config["params"]
     epochs = int(config["epochs"])
     outcome, parameters = _refit(job, data, data_ref, store, params, epochs)
+    if plan.repeat == 0 and outcome.model is not None:  # the model a user ships: kept
+        save_kept_model(
+            store,
+            plan.model,
+            plan.dataset,
+            outcome.model,
+            split_params(plan.model, params)[1],
+            input_adapter(plan.model, data, params),
+            data,
+            plan.repeat,
+        )
     report = compute_metrics(data.test_y, outcome.test_proba, data.num_classes)
     store.write_table(
         "predictions",
@@ -97,7 +109,8 @@ def _refit(
         outcome = refit_pairing(job.plan, data, params, epochs, device_for(r))
         return outcome, count_parameters(outcome.model)
     outcome, _ = on_worker_group(job, data_ref, store, params, REFIT, "refit", epochs=epochs)
-    return outcome, count_parameters(model_factory(job.plan, data, params)().module)
+    model = outcome.model or model_factory(job.plan, data, params)().module
+    return outcome, count_parameters(model)
 
 
 def on_worker_group(

@@ -1,6 +1,7 @@
 """The loaders on files the tests write in each dataset's own on-disk format."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,12 +97,12 @@ def test_imagefolder_train_test_and_grayscale(tmp_path):
             r"1 unreadable file\(s\): .*cat/bad.png \(cannot decode",
         ),
         (
-            lambda root: (root / "dog" / "notes.txt").write_text("hi"),
-            r"dog/notes.txt \(not an image: suffix .txt\)",
+            lambda root: (root / "dog" / "photo.jpg").write_bytes(b""),
+            r"dog/photo.jpg \(cannot decode",
         ),
         (lambda root: (root / "bird").mkdir(), "bird has no readable images"),
     ],
-    ids=["corrupt", "non-image", "empty-class"],
+    ids=["corrupt", "empty-jpg", "empty-class"],
 )
 def test_imagefolder_bad_files_are_named(tmp_path, damage, expected):
     write_image_tree(tmp_path / "pets")
@@ -113,10 +114,8 @@ def test_imagefolder_bad_files_are_named(tmp_path, damage, expected):
 def test_imagefolder_names_every_bad_file_and_the_skip_option(tmp_path):
     write_image_tree(tmp_path / "pets")
     (tmp_path / "pets" / "cat" / "bad.png").write_bytes(b"not a png")
-    (tmp_path / "pets" / "dog" / "notes.txt").write_text("hi")
-    with pytest.raises(
-        DataError, match="2 unreadable file.*bad.png.*notes.txt.*on_bad_image: skip"
-    ):
+    (tmp_path / "pets" / "dog" / "cut.jpeg").write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(DataError, match="2 unreadable file.*bad.png.*cut.jpeg.*on_bad_image: skip"):
         load_imagefolder(DatasetConfig(name="imagefolder", path=str(tmp_path / "pets")))
     loaded = load_imagefolder(
         DatasetConfig(
@@ -125,6 +124,41 @@ def test_imagefolder_names_every_bad_file_and_the_skip_option(tmp_path):
     )
     assert loaded.x.shape == (8, 3, 10, 10)
     assert len(loaded.skipped) == 2 and any("bad.png" in s for s in loaded.skipped)
+
+
+def test_imagefolder_leaves_out_files_that_are_not_images_and_counts_them(tmp_path):
+    """As torchvision's ImageFolder: files without an image suffix and hidden ones (macOS's
+    .DS_Store and ._ twins, Windows' Thumbs.db, notes, a labels JSON, a notebook's
+    checkpoint folder) are left out, listed in `ignored`; the images load as without them."""
+    root = write_image_tree(tmp_path / "pets")
+    clutter = ["notes.txt", ".DS_Store", "cat/Thumbs.db", "cat/labels.json", "dog/._0.png"]
+    for name in clutter:
+        (root / name).write_bytes(b"\x00\x01")
+    (root / "dog" / ".ipynb_checkpoints").mkdir()
+    (root / "dog" / ".ipynb_checkpoints" / "0-checkpoint.png").write_bytes(b"\x00")
+    (root / ".cache").mkdir()  # a hidden folder at the top is no class
+    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(root), image_size=10))
+    clean = load_imagefolder(
+        DatasetConfig(name="imagefolder", path=str(write_image_tree(tmp_path / "c")), image_size=10)
+    )
+    assert loaded.classes == ["cat", "dog"]
+    assert np.array_equal(loaded.x, clean.x) and np.array_equal(loaded.y, clean.y)
+    # files beside the class folders belong to no class: not even looked at
+    names = sorted(Path(p).name for p in loaded.ignored)
+    assert names == sorted(["._0.png", ".ipynb_checkpoints", "Thumbs.db", "labels.json"])
+    assert loaded.skipped == []
+
+
+def test_imagefolder_follows_symlinked_class_and_sub_folders_once(tmp_path):
+    elsewhere = write_image_tree(tmp_path / "elsewhere", ("bird",), per_class=3)
+    root = write_image_tree(tmp_path / "pets")
+    (root / "bird").symlink_to(elsewhere / "bird", target_is_directory=True)
+    extra = write_image_tree(tmp_path / "more", ("cat",), per_class=2, seed=5)
+    (root / "cat" / "more").symlink_to(extra / "cat", target_is_directory=True)
+    (root / "dog" / "loop").symlink_to(root / "dog", target_is_directory=True)
+    loaded = load_imagefolder(DatasetConfig(name="imagefolder", path=str(root), image_size=10))
+    assert loaded.classes == ["bird", "cat", "dog"]
+    assert np.bincount(loaded.y).tolist() == [3, 4 + 2, 4]  # the loop adds nothing
 
 
 def test_imagefolder_missing_path(tmp_path):
