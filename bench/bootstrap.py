@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.metrics import METRIC_NAMES, as_stored, compute_metrics, rows_sum_to_one
+from bench.metrics import (
+    ECE_BINS,
+    METRIC_NAMES,
+    as_stored,
+    compute_metrics,
+    confidence_bins,
+    rows_sum_to_one,
+    sample_brier,
+)
 
 # Entries of one resampled weight matrix: bounds memory (a few arrays of this many float64)
 # whatever the test split's size.
@@ -79,6 +87,8 @@ def _weighted_metrics(
             **_confusion_scores(confusion),
             "log_loss": weights @ _sample_log_loss(y_true, proba) / total,
             "top5_accuracy": _top5(y_true, proba, weights, total),
+            "brier": weights @ sample_brier(y_true, proba) / total,
+            "ece": _ece(y_true, proba, y_pred, weights, total),
         }
         if "roc_auc" in names:
             values["roc_auc"] = _roc_auc(y_true, proba, weights)
@@ -174,6 +184,21 @@ def _sample_log_loss(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
     clipped to [eps, 1 - eps] and logged in float32, no renormalization."""
     true_proba = proba[np.arange(len(y_true)), y_true]
     return -np.log(np.clip(true_proba, EPS32, 1 - EPS32)).astype(np.float64)
+
+
+def _ece(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    y_pred: np.ndarray,
+    weights: np.ndarray,
+    total: np.ndarray,
+) -> np.ndarray:
+    """Weighted ECE: per bin, |sum of w x (correct - confidence)|, summed, over sum of w."""
+    confidence, bins = confidence_bins(proba)
+    gap = (y_pred == y_true).astype(np.float64) - confidence
+    per_bin = np.zeros((len(gap), ECE_BINS))
+    per_bin[np.arange(len(gap)), bins] = gap
+    return np.abs(weights @ per_bin).sum(axis=1) / total
 
 
 def _top5(

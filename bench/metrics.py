@@ -3,8 +3,13 @@
 METRICS is the one table of scalar metrics: the results schema, the leaderboard and the
 search direction all read names and directions from it.
 
-Every metric is scikit-learn's own, on the probabilities exactly as predictions.parquet stores
-them (float32) and on the predicted class, their argmax (ties go to the lowest class index).
+Every metric but the two calibration ones is scikit-learn's own, on the probabilities exactly
+as predictions.parquet stores them (float32) and on the predicted class, their argmax (ties go
+to the lowest class index). The Brier score is the mean squared distance of the probabilities
+from the one-hot label, halved for two classes: scikit-learn's brier_score_loss (1.7+), which
+sums in float32 where bench sums in float64 (equal to 1e-6 relative). The expected calibration
+error (ECE) is Guo et al.'s: 15 equal-width bins of the top-label confidence, bin m holding
+((m-1)/15, m/15], each weighing its share of samples times |accuracy - mean confidence|.
 Per-class precision, recall and F1 are averaged over the classes that occur in the labels or
 the predictions (scikit-learn's default labels): a class absent from both is left out of the
 macro averages and its per-class figures are NaN (null in JSON); any other zero division
@@ -98,6 +103,38 @@ def _top5(y_true, proba, y_pred, num_classes):
     return top_k_accuracy_score(y_true, proba, k=5, labels=_labels(num_classes))
 
 
+# Expected calibration error: equal-width bins of the top-label confidence, bin m holding
+# confidences in ((m - 1) / ECE_BINS, m / ECE_BINS] (Guo et al., 2017).
+ECE_BINS = 15
+
+
+def confidence_bins(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top-label confidence as float64, its ECE bin 0 .. ECE_BINS - 1) of each row."""
+    confidence = as_stored(proba).max(axis=1).astype(np.float64)
+    bins = np.clip(np.ceil(confidence * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
+    return confidence, bins
+
+
+def _ece(y_true, proba, y_pred, num_classes):
+    """Sum over bins of (bin's share of samples) x |accuracy - mean confidence| in the bin."""
+    confidence, bins = confidence_bins(proba)
+    gap = (y_pred == y_true).astype(np.float64) - confidence
+    return float(np.abs(np.bincount(bins, weights=gap, minlength=ECE_BINS)).sum() / len(gap))
+
+
+def sample_brier(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each sample's squared distance from its one-hot label (float64), halved for two
+    classes as scikit-learn's brier_score_loss does (range [0, 1]; [0, 2] otherwise)."""
+    distance = as_stored(proba).astype(np.float64)
+    distance[np.arange(len(y_true)), y_true] -= 1.0
+    squared = (distance**2).sum(axis=1)
+    return squared / 2 if proba.shape[1] == 2 else squared
+
+
+def _brier(y_true, proba, y_pred, num_classes):
+    return float(sample_brier(y_true, proba).mean())
+
+
 def _build_table() -> dict[str, Metric]:
     from sklearn import metrics as skm
 
@@ -135,6 +172,19 @@ def _build_table() -> dict[str, Metric]:
         Metric("roc_auc", True, "one-vs-rest macro ROC-AUC (plain AUC for 2 classes)", _roc_auc),
         Metric("log_loss", False, "cross-entropy of the predicted probabilities", _log_loss),
         Metric("top5_accuracy", True, "true class among the 5 most probable (> 5 classes)", _top5),
+        Metric(
+            "brier",
+            False,
+            "Brier score: mean squared distance of the probabilities from the one-hot label"
+            " (halved for 2 classes)",
+            _brier,
+        ),
+        Metric(
+            "ece",
+            False,
+            f"expected calibration error over {ECE_BINS} equal-width confidence bins",
+            _ece,
+        ),
     ]
     return {m.name: m for m in table}
 
@@ -152,6 +202,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "roc_auc",
     "log_loss",
     "top5_accuracy",
+    "brier",
+    "ece",
 )
 DEFAULT_METRIC = "f1_macro"
 

@@ -252,8 +252,13 @@ def _test_figures(
     ]
     if not len(predictions):
         return figures, ["no predictions: ROC curves left out"]
-    roc = plots.roc_curves(predictions.sort_values("sample"), classes)
-    return figures + [_figure("one-vs-rest ROC (test, repeat 0)", roc)], []
+    ordered = predictions.sort_values("sample")
+    roc = plots.roc_curves(ordered, classes)
+    reliability = plots.reliability_diagram(ordered)
+    return figures + [
+        _figure("one-vs-rest ROC (test, repeat 0)", roc),
+        _figure("reliability diagram (test, repeat 0)", reliability),
+    ], []
 
 
 def _search_figures(trials: pd.DataFrame) -> tuple[list[dict[str, str]], dict[str, float]]:

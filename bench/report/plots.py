@@ -120,6 +120,51 @@ def roc_curves(predictions: pd.DataFrame, classes: list[str]) -> str:
     return _data_uri(fig)
 
 
+def reliability_bins(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per ECE bin holding test samples: its left edge, accuracy, mean confidence and share
+    of the samples (the ECE is the share-weighted mean |accuracy - confidence|)."""
+    from bench.metrics import ECE_BINS, confidence_bins
+
+    proba = np.stack(predictions.proba.to_numpy())
+    confidence, bins = confidence_bins(proba)
+    correct = (proba.argmax(axis=1) == predictions.y_true.to_numpy()).astype(float)
+    counts = np.bincount(bins, minlength=ECE_BINS)
+    filled = counts > 0
+    return pd.DataFrame(
+        {
+            "left": np.arange(ECE_BINS)[filled] / ECE_BINS,
+            "accuracy": np.bincount(bins, correct, ECE_BINS)[filled] / counts[filled],
+            "confidence": np.bincount(bins, confidence, ECE_BINS)[filled] / counts[filled],
+            "share": counts[filled] / counts.sum(),
+        }
+    )
+
+
+def reliability_diagram(predictions: pd.DataFrame) -> str:
+    """Accuracy against mean top-label confidence in each of the ECE bins that hold test
+    samples (bar width: the bin; a perfectly calibrated model sits on the diagonal), with
+    the share of samples per bin below."""
+    from bench.metrics import ECE_BINS
+
+    table = reliability_bins(predictions)
+    left, accuracy, mean_confidence = table.left, table.accuracy, table.confidence
+    gap = (np.abs(accuracy - mean_confidence) * table.share).sum()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(4, 4.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.bar(left, accuracy, width=1 / ECE_BINS, align="edge", edgecolor="white", label="accuracy")
+    top.plot(mean_confidence, accuracy, "o", color="#c44e52", markersize=3, label="confidence")
+    top.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    top.set_ylabel("accuracy")
+    top.set_title(f"ECE {gap:.3f} ({ECE_BINS} bins)", fontsize=8)
+    top.legend(fontsize=6, loc="upper left")
+    bottom.bar(left, table.share, width=1 / ECE_BINS, align="edge")
+    bottom.set_xlabel("top-label confidence")
+    bottom.set_ylabel("share")
+    bottom.set_xlim(0, 1)
+    return _data_uri(fig)
+
+
 def learning_curves(epochs: pd.DataFrame, metric: str) -> str:
     """Mean over folds of train/validation loss and the validation metric, per epoch."""
     by_epoch = epochs.groupby("epoch")[["train_loss", "val_loss", "val_score"]].mean()

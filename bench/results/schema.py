@@ -17,7 +17,7 @@ import pyarrow as pa
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_KEY = b"bench.schema_version"
 
 # Columns that identify a pairing in every table.

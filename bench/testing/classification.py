@@ -56,4 +56,24 @@ def sklearn_metrics(y, proba, num_classes: int) -> dict[str, float]:
     values["top5_accuracy"] = (
         math.nan if num_classes <= 5 else metrics.top_k_accuracy_score(y, proba, k=5, labels=labels)
     )
+    values["brier"] = metrics.brier_score_loss(y, proba, labels=labels)
+    values["ece"] = textbook_ece(y, proba)
     return values
+
+
+def textbook_ece(y, proba, weight=None, bins: int = 15) -> float:
+    """Guo et al.'s expected calibration error, bin by bin as the paper writes it: the share
+    of samples in ((m-1)/M, m/M] times |accuracy - mean confidence| there (weighted by
+    `weight` when given)."""
+    confidence = proba.max(axis=1).astype(np.float64)
+    correct = (proba.argmax(axis=1) == y).astype(np.float64)
+    weight = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+    ece = 0.0
+    for m in range(1, bins + 1):
+        inside = (confidence > (m - 1) / bins) & (confidence <= m / bins)
+        mass = weight[inside].sum()
+        if mass > 0:
+            accuracy = (weight[inside] * correct[inside]).sum() / mass
+            mean_confidence = (weight[inside] * confidence[inside]).sum() / mass
+            ece += mass / weight.sum() * abs(accuracy - mean_confidence)
+    return float(ece)

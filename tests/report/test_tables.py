@@ -257,6 +257,7 @@ def test_report_files_and_nothing_written_into_the_run(results):
     assert "critical-difference diagram" in html
     assert html.count("Against the best (gamma)") == 3
     assert html.count("At equal compute") == 3
+    assert html.count("reliability diagram (test, repeat 0)") == 2 * 9  # alt text + caption
     assert "http://" not in html and "https://" not in html  # self-contained
     merged = pd.read_parquet(files.parquet)
     assert len(merged) == 9
@@ -271,7 +272,7 @@ def test_missing_optional_files_drop_sections_with_a_note(results):
     html = files.html.read_text()
     assert "have no predictions.parquet" in html and "have no epochs.parquet" in html
     assert "have no replicates.parquet" in html
-    assert "one-vs-rest ROC" not in html
+    assert "one-vs-rest ROC" not in html and "reliability diagram" not in html
     board = pd.read_parquet(files.parquet)
     assert board.p_mcnemar.isna().all() and board.p_ttest.isna().all()
     assert set(board.vs_best) == {"best", "-"}  # nothing tested: no verdict
@@ -350,3 +351,21 @@ def test_a_report_ranks_by_the_runs_own_metric_unless_told(tmp_path):
     assert board.test_log_loss.is_monotonic_increasing
     told = build_report([str(tmp_path)], "accuracy", out=str(tmp_path / "told"))
     assert "accuracy" in told.markdown.read_text().splitlines()[0]
+
+
+def test_the_reliability_diagram_bins_give_the_ece_the_metrics_compute():
+    """The diagram's bins are the metric's: their share-weighted gaps sum to the ECE."""
+    from bench.metrics import compute_metrics
+    from bench.report import plots
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    logits = rng.normal(size=(300, 4))
+    logits[np.arange(300), y] += 1.5
+    proba = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    predictions = pd.DataFrame({"y_true": y, "proba": list(proba)})
+    table = plots.reliability_bins(predictions)
+    gap = (np.abs(table.accuracy - table.confidence) * table.share).sum()
+    assert gap == pytest.approx(compute_metrics(y, proba, 4).values["ece"], abs=1e-12)
+    assert table.share.sum() == pytest.approx(1.0) and len(table) > 3
+    assert plots.reliability_diagram(predictions).startswith("data:image/png;base64,")
