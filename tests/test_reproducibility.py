@@ -5,25 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.config import validate_benchmark
+from bench.testing.rows import comparable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# Identities and timings differ between runs by nature; every other column must not.
-NOT_COMPARED = ("run_id", "trial_id", "worker_pid", "refit_worker_pid", "node_id", "gpu_ids")
 TABLES = ("folds", "epochs", "trials", "replicates", "predictions", "splits", "leaderboard")
-
-
-def comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    keep = [
-        c
-        for c in frame.columns
-        if c not in NOT_COMPARED and "seconds" not in c and "per_second" not in c
-    ]
-    keys = [
-        c for c in ("dataset", "model", "repeat", "trial", "fold", "phase", "epoch") if c in keep
-    ]
-    keys += [c for c in ("role", "sample") if c in keep]
-    return frame[keep].sort_values(keys).reset_index(drop=True)
 
 
 def test_two_runs_with_the_same_seeds_give_the_same_rows(ray_session, tmp_path, tiny_benchmark):

@@ -13,6 +13,8 @@ import pytest
 import torch
 import yaml
 
+from bench.testing.rows import comparable
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
@@ -147,27 +149,10 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-NOT_COMPARED = (
-    "run_id",
-    "trial_id",
-    "worker_pid",
-    "refit_worker_pid",
-    "node_id",
-    "resumed_from_epoch",
-)
-
-
 def same_except_times(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """Every column but identities and timings, exactly."""
-    keep = [
-        c
-        for c in a.columns
-        if c not in NOT_COMPARED and "seconds" not in c and "per_second" not in c
-    ]
-    keys = [c for c in ("repeat", "trial", "fold", "phase", "epoch") if c in keep]
-    a = a[keep].sort_values(keys).reset_index(drop=True)
-    b = b[keep].sort_values(keys).reset_index(drop=True)
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    """Every column but identities and timings (and where the trial resumed), exactly."""
+    resumed = ("resumed_from_epoch",)
+    pd.testing.assert_frame_equal(comparable(a, resumed), comparable(b, resumed), check_exact=True)
 
 
 def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):

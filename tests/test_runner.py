@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -468,3 +469,24 @@ def test_bench_predict_prints_the_kept_models_top_classes(tiny_run, tmp_path, ca
     assert main(["predict", run, "--model", "resnet18", "--dataset", "digits", paths[0]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kept: mlp@digits, simple_cnn@digits" in err
+
+
+def test_the_kept_models_deployment_cost_is_on_the_leaderboard(tiny_run):
+    """MACs, batch-1 latency, throughput and precision of each pairing's repeat-0 model; the
+    other repeats' models are not kept, so not timed."""
+    from bench.results.schema import DEPLOYMENT_COLUMNS
+
+    board = read(tiny_run, "leaderboard").to_pandas().set_index("model")
+    replicates = read(tiny_run, "replicates").to_pandas()
+    assert (
+        board.macs["mlp"] == 64 * 128 + 128 * 128 + 128 * 10
+    )  # 64-128-128-10 (bias adds are not counted)
+    assert board.macs["simple_cnn"] > board.macs["mlp"]
+    for model, row in board.iterrows():
+        assert 0 < row.latency_ms <= row.latency_p95_ms and row.throughput > 0, model
+        assert (row.inference_precision, row.inference_device) == ("fp32", "cpu")
+        assert pd.isna(row.peak_memory_mb)  # CUDA only
+    later = replicates[replicates["repeat"] > 0]
+    assert later[[c for c in DEPLOYMENT_COLUMNS]].isna().all().all()
+    first = replicates[replicates["repeat"] == 0].set_index("model")
+    assert (first.latency_ms == board.latency_ms.loc[first.index]).all()

@@ -161,11 +161,19 @@ def _group_section(
         "name": name,
         "best": group.model.iloc[0],
         "bars": plots.metric_bars(group, metric) if len(ok) else None,
+        "pareto": _pareto(ok, metric),
         "comparison_columns": list(against.columns),
         "comparisons": against.to_dict("records"),
         **_compute_section(pd.concat(trials) if any(len(t) for t in trials) else pd.DataFrame()),
         "pairings": parallel_map(_pairing_section, jobs),
     }
+
+
+def _pareto(ok: pd.DataFrame, metric: str) -> str | None:
+    """The accuracy-latency plot, when at least two kept models were timed."""
+    if "latency_ms" not in ok or ok.latency_ms.notna().sum() < 2:
+        return None
+    return plots.pareto_plot(ok, metric, Objective(metric).higher_is_better)
 
 
 def _compute_section(trials: pd.DataFrame) -> dict[str, Any]:

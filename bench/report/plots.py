@@ -48,6 +48,38 @@ def metric_bars(board: pd.DataFrame, metric: str) -> str:
     return _data_uri(fig)
 
 
+def pareto_front(cost: np.ndarray, score: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """Which points no other point beats on both axes (cost: lower is better; score: in its
+    metric's direction); ties on both are all on the front."""
+    signed = score if higher_is_better else -score
+    front = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        no_worse = (cost <= cost[i]) & (signed >= signed[i])
+        better = (cost < cost[i]) | (signed > signed[i])
+        front[i] = not (no_worse & better).any()
+    return front
+
+
+def pareto_plot(board: pd.DataFrame, metric: str, higher_is_better: bool) -> str:
+    """Test metric against the kept model's batch-1 latency, one point a model, the Pareto
+    front (no model both faster and better) joined by a line."""
+    rows = board[board.latency_ms.notna() & board[f"test_{metric}"].notna()]
+    cost = rows.latency_ms.to_numpy(dtype=float)
+    score = rows[f"test_{metric}"].to_numpy(dtype=float)
+    front = pareto_front(cost, score, higher_is_better)
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.scatter(cost[~front], score[~front], color="#999999", s=18, label="dominated")
+    order = np.argsort(cost[front])
+    ax.plot(cost[front][order], score[front][order], "o-", color="#c44e52", label="Pareto front")
+    for x, y, name in zip(cost, score, rows.model, strict=True):
+        ax.annotate(name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, batch 1 (ms, median)")
+    ax.set_ylabel(f"test {metric}")
+    ax.legend(fontsize=7)
+    return _data_uri(fig)
+
+
 def compute_curves(progress: pd.DataFrame, budgets: list[float], metric: str) -> str:
     """Best CV score so far against compute spent, one line per model; dashed lines mark
     the equal-compute budgets."""

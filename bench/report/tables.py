@@ -23,6 +23,8 @@ SHOWN = [
     ("F1", "f1_macro"),
     ("AUC", "roc_auc"),
     ("accuracy", "accuracy"),
+    ("ECE", "ece"),
+    ("Brier", "brier"),
 ]
 PAIRING_KEYS = ["run_id", "dataset", "model"]
 FINGERPRINT_SHOWN = 8  # characters of a fingerprint in group names and notes
@@ -235,6 +237,14 @@ def _seconds(value) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:,.0f}"
 
 
+def _latency(row: pd.Series) -> str:
+    """Batch-1 latency of the kept model, median (95th percentile), in ms."""
+    median, p95 = row.get("latency_ms"), row.get("latency_p95_ms")
+    if median is None or pd.isna(median):
+        return "-"
+    return f"{median:.2f} ({p95:.2f})"
+
+
 def shown_metrics(metric: str) -> list[tuple[str, str]]:
     """The ranking metric first, then the usual ones."""
     return [(metric, metric)] * (metric not in dict(SHOWN).values()) + SHOWN
@@ -255,6 +265,9 @@ def display_rows(board: pd.DataFrame, metric: str) -> pd.DataFrame:
                 f"selection {label} (CV)": selection(row, metric),
                 "vs best": row.vs_best,
                 "parameters": _count(row.num_params),
+                "MACs": _count(row.get("macs")),
+                "latency ms (p95)": _latency(row),
+                "images/s": _count(row.get("throughput")),
                 "trials": _count(row.num_trials),
                 "epochs run": _count(row.trial_epochs),
                 "CPU-s": _seconds(row.cpu_seconds),

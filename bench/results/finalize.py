@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from bench.metrics import Objective
 from bench.results.ranking import competition_ranks, ranked_order
-from bench.results.schema import CV_COLUMNS, INTERVAL_COLUMNS, make_row
+from bench.results.schema import CV_COLUMNS, DEPLOYMENT_COLUMNS, INTERVAL_COLUMNS, make_row
 from bench.results.store import RunStore, concat
 from bench.seeds import BOOTSTRAP, derive_seed
 
@@ -44,6 +44,7 @@ _FROM_REPEAT_ZERO = (
     "train_samples",
     "test_samples",
     "num_params",
+    *DEPLOYMENT_COLUMNS,
     "folds",
     "max_epochs",
     "refit_epochs",

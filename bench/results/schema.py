@@ -56,6 +56,18 @@ _COMPUTE = [
     ("gpu_seconds", pa.float64()),
 ]
 
+# What the kept (repeat 0) model costs to run, measured after its refit on the refit's device
+# and threads (bench.train.deployment); null for the other repeats.
+_DEPLOYMENT = [
+    ("macs", pa.float64()),  # multiply-accumulates per image
+    ("latency_ms", pa.float64()),  # batch 1, median of timed runs after warm-up
+    ("latency_p95_ms", pa.float64()),  # batch 1, 95th percentile
+    ("throughput", pa.float64()),  # images/s at batch 64
+    ("peak_memory_mb", pa.float64()),  # CUDA only: most memory allocated while timing
+    ("inference_precision", pa.string()),  # fp32, bf16 or fp16
+    ("inference_device", pa.string()),  # cpu, or cuda and the GPU's name
+]
+
 
 def _cv_columns() -> list[tuple[str, pa.DataType]]:
     return [
@@ -147,6 +159,7 @@ REPLICATES = pa.schema(
         ("test_confusion", pa.string()),  # JSON rows = true class, columns = predicted
         ("classes", pa.string()),  # JSON list of class names, index = label
         ("num_params", pa.int64()),
+        *_DEPLOYMENT,
         ("folds", pa.int64()),
         ("max_epochs", pa.int64()),  # the epoch budget of one trial
         ("train_samples", pa.int64()),
@@ -188,6 +201,7 @@ LEADERBOARD = pa.schema(
         ("num_failed", pa.int64()),
         ("num_pruned", pa.int64()),
         ("num_params", pa.int64()),
+        *_DEPLOYMENT,  # repeat 0's (its model is the kept one)
         ("folds", pa.int64()),
         ("max_epochs", pa.int64()),  # the epoch budget of one trial
         ("trial_epochs", pa.int64()),  # epochs run, summed over trials (largest fold each)
@@ -240,6 +254,7 @@ STATUSES = ("ok", "failed", "pruned")
 # builder cannot know yet is given as None, never left out).
 CV_COLUMNS = tuple(name for name, _ in _cv_columns())  # cv_<metric>_mean / _std
 INTERVAL_COLUMNS = tuple(name for name, _ in _intervals())  # test_<metric>[_low|_high]
+DEPLOYMENT_COLUMNS = tuple(name for name, _ in _DEPLOYMENT)
 
 
 class SchemaError(BenchError):

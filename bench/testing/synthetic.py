@@ -18,7 +18,7 @@ import numpy as np
 from bench.bootstrap import metric_intervals
 from bench.metrics import METRIC_NAMES, compute_metrics
 from bench.results.finalize import rank_pairings
-from bench.results.schema import CV_COLUMNS, ROWS, dumps, make_row
+from bench.results.schema import CV_COLUMNS, DEPLOYMENT_COLUMNS, ROWS, dumps, make_row
 from bench.results.store import RunStore
 
 SEARCH_METRIC = "f1_macro"
@@ -257,6 +257,7 @@ def _replicate(
         test_confusion=dumps(report.confusion),
         classes=None,
         num_params=None,
+        **dict.fromkeys(DEPLOYMENT_COLUMNS),
         folds=None,
         max_epochs=None,
         train_samples=shape.test_samples * TRAIN_PER_TEST,
@@ -317,6 +318,7 @@ def _leaderboard_row(
         num_failed=0,
         num_pruned=0,
         num_params=1000 * (index + 1),
+        **deployment(index),
         folds=shape.folds,
         max_epochs=shape.epochs,
         trial_epochs=sum(r["epochs_run"] for r in trial_rows),
@@ -345,3 +347,16 @@ def _cv(fold_rows: list[dict]) -> dict[str, float]:
         out[f"cv_{name}_mean"] = float(values.mean())
         out[f"cv_{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return out
+
+
+def deployment(index: int) -> dict[str, float | str | None]:
+    """Deployment figures of the index-th model: the bigger, the slower."""
+    return {
+        "macs": 1e6 * (index + 1),
+        "latency_ms": 0.5 * (index + 1),
+        "latency_p95_ms": 0.6 * (index + 1),
+        "throughput": 2000.0 / (index + 1),
+        "peak_memory_mb": None,
+        "inference_precision": "fp32",
+        "inference_device": "cpu",
+    }

@@ -12,12 +12,15 @@ import time
 from typing import Any
 
 import ray
+import torch
 
 from bench.metrics import compute_metrics
 from bench.models.kept import save_kept_model
-from bench.results.schema import REPLICATES, dumps, make_row
+from bench.results.schema import DEPLOYMENT_COLUMNS, REPLICATES, dumps, make_row
 from bench.results.store import RunStore
-from bench.train.build import input_adapter, model_factory, split_params
+from bench.train.acceleration import accelerate
+from bench.train.build import input_adapter, model_factory, split_params, train_settings
+from bench.train.deployment import DeploymentCost, measure_deployment
 from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.records import history_rows, prediction_rows
@@ -49,14 +52,18 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
     plan, data, params = job.plan, ray.get(data_ref), config["params"]
     epochs = int(config["epochs"])
     outcome, parameters = _refit(job, data, data_ref, store, params, epochs)
+    held = job.plan.compute(time.perf_counter() - started)  # the refit's, not the timing's
+    deployment = dict.fromkeys(DEPLOYMENT_COLUMNS)
     if plan.repeat == 0 and outcome.model is not None:  # the model a user ships: kept
+        adapter = input_adapter(plan.model, data, params)
+        deployment = deployment_cost(job, outcome.model, adapter, data).columns()
         save_kept_model(
             store,
             plan.model,
             plan.dataset,
             outcome.model,
             split_params(plan.model, params)[1],
-            input_adapter(plan.model, data, params),
+            adapter,
             data,
             plan.repeat,
         )
@@ -85,13 +92,23 @@ def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dic
         train_samples=len(data.train_y),
         test_samples=len(data.test_y),
         num_params=parameters,
+        **deployment,
         refit_epochs=epochs,
         refit_seconds=outcome.train_seconds,
         refit_samples_per_second=outcome.samples_per_second,
         refit_worker_pid=os.getpid(),
-        **job.plan.compute(time.perf_counter() - started),
+        **held,
     )
     store.write_table("replicates", [fields], f"{REFIT_PARTS}/{job.part_name}.parquet")
+
+
+def deployment_cost(job: PairingJob, model: Any, adapter: Any, data: Any) -> DeploymentCost:
+    """The kept model's inference costs on this actor's device (a DDP refit's model came back
+    to the CPU: measured there), at the refit's precision."""
+    device = device_for(job.resources) if not job.resources.distributed else torch.device("cpu")
+    settings = train_settings(job.plan, {})
+    accel = accelerate(model.to(device), settings, device)
+    return measure_deployment(model, adapter, data.test_x, device, accel)
 
 
 def _refit(

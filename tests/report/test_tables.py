@@ -258,6 +258,7 @@ def test_report_files_and_nothing_written_into_the_run(results):
     assert html.count("Against the best (gamma)") == 3
     assert html.count("At equal compute") == 3
     assert html.count("reliability diagram (test, repeat 0)") == 2 * 9  # alt text + caption
+    assert html.count("the Pareto front joins the models") == 3  # one per dataset
     assert "http://" not in html and "https://" not in html  # self-contained
     merged = pd.read_parquet(files.parquet)
     assert len(merged) == 9
