@@ -62,7 +62,7 @@ _DEPLOYMENT = [
     ("macs", pa.float64()),  # multiply-accumulates per image
     ("latency_ms", pa.float64()),  # batch 1, median of timed runs after warm-up
     ("latency_p95_ms", pa.float64()),  # batch 1, 95th percentile
-    ("throughput", pa.float64()),  # images/s at batch 64
+    ("throughput", pa.float64()),  # images/s at batch 64 (CUDA) or 16 (CPU)
     ("peak_memory_mb", pa.float64()),  # CUDA only: most memory allocated while timing
     ("inference_precision", pa.string()),  # fp32, bf16 or fp16
     ("inference_device", pa.string()),  # cpu, or cuda and the GPU's name

@@ -19,10 +19,15 @@ from torch import nn
 from bench.train.acceleration import Acceleration
 from bench.train.inputs import InputAdapter
 
-WARMUP_RUNS = 5
+# Runs are capped by count and by time, so timing a VGG on one CPU core costs seconds, not
+# minutes: at least MIN_RUNS timed runs, then up to the count while within the budget.
+WARMUP_RUNS = 3
 LATENCY_RUNS = 30
-THROUGHPUT_BATCH = 64
 THROUGHPUT_RUNS = 5
+MIN_RUNS = 3
+BUDGET_SECONDS = 2.0  # per measurement (latency, throughput), warm-up aside
+THROUGHPUT_BATCH = {"cuda": 64}  # images per throughput batch by device type
+CPU_THROUGHPUT_BATCH = 16
 
 _PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -33,7 +38,7 @@ class DeploymentCost:
     parameters: int
     latency_ms: float  # batch 1, median
     latency_p95_ms: float  # batch 1, 95th percentile
-    throughput: float  # images/s at THROUGHPUT_BATCH (or every image given, if fewer)
+    throughput: float  # images/s at batch 64 on CUDA, 16 on a CPU (fewer if fewer given)
     peak_memory_mb: float | None  # CUDA only: the most allocated during the throughput runs
     precision: str  # fp32, bf16 or fp16
     device: str  # cpu, cuda (with the GPU's name)
@@ -62,7 +67,8 @@ def measure_deployment(
     images: the first for batch 1, up to THROUGHPUT_BATCH for throughput)."""
     accel = accel or Acceleration(device.type)
     model = model.to(device).eval()
-    batch = torch.from_numpy(np.ascontiguousarray(images[:THROUGHPUT_BATCH])).to(device)
+    size = THROUGHPUT_BATCH.get(device.type, CPU_THROUGHPUT_BATCH)
+    batch = torch.from_numpy(np.ascontiguousarray(images[:size])).to(device)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with accel.autocast():
@@ -100,11 +106,12 @@ def count_macs(model: nn.Module, one_input: torch.Tensor) -> float:
 
 
 def _timings(forward, batch: torch.Tensor, device: torch.device, runs: int) -> np.ndarray:
-    """Seconds of each of `runs` forward passes after WARMUP_RUNS untimed ones."""
+    """Seconds of each timed forward pass after WARMUP_RUNS untimed ones: `runs` of them, or
+    fewer (MIN_RUNS at least) once BUDGET_SECONDS are spent."""
     for _ in range(WARMUP_RUNS):
         forward(batch)
-    seconds = []
-    for _ in range(runs):
+    seconds: list[float] = []
+    while len(seconds) < runs and (len(seconds) < MIN_RUNS or sum(seconds) < BUDGET_SECONDS):
         _synchronize(device)
         started = time.perf_counter()
         forward(batch)
