@@ -22,9 +22,9 @@ from bench.registry import MODELS, load_replicates
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
-from bench.results.store import RunStore
+from bench.results.store import RunStore, part_name
 from bench.tune.datasets import DatasetPool
-from bench.tune.jobs import PairingJob, TrialPlan, part_name
+from bench.tune.jobs import PairingJob, TrialPlan
 from bench.tune.pairing import (
     REPLICATE_PARTS,
     PairingSearch,

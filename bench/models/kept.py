@@ -21,7 +21,7 @@ import torch
 from bench.errors import BenchError
 from bench.registry.models import create_model
 from bench.results.schema import dumps
-from bench.results.store import RunStore
+from bench.results.store import RunStore, part_name
 from bench.train.inputs import InputAdapter
 
 MODELS_FOLDER = "models"
@@ -30,8 +30,7 @@ WEIGHTS, META = "weights.pt", "model.json"
 
 def kept_folder(model: str, dataset: str) -> str:
     """Run-relative folder of a pairing's kept model."""
-    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{model}@{dataset}")
-    return f"{MODELS_FOLDER}/{safe}"
+    return f"{MODELS_FOLDER}/{part_name(f'{model}@{dataset}')}"
 
 
 def save_kept_model(

@@ -31,6 +31,11 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 
 
+def part_name(name: str) -> str:
+    """`name` (a pairing such as `mlp@digits.r0`, a dataset key) as a file-name-safe string."""
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
+
+
 def run_location(output: str, benchmark: str, run_id: str) -> str:
     """`<output>/<benchmark>/<run id>`: a URI keeps its scheme, a local path is made absolute."""
     if "://" in output:

@@ -10,6 +10,7 @@ import ray
 
 from bench.config import ResourcesConfig
 from bench.plan import PairingPlan
+from bench.results.store import part_name
 
 COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
 CV, REFIT = "cv", "refit"  # the two kinds of trial (config["kind"])
@@ -39,10 +40,6 @@ class PairingJob:
     def dataset(self) -> str:
         """The dataset's key in the definition."""
         return self.plan.dataset
-
-
-def part_name(pairing: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in pairing)
 
 
 @dataclass(frozen=True)
