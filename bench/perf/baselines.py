@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ class Fit:
     epochs: int = 0
 
 
-def quick_default(workdir: str) -> BenchmarkConfig:
-    """The default definition scaled down for --quick (ResNet-18 left out)."""
+def quick_default(workdir: str, changes: Mapping[str, Any] | None = None) -> BenchmarkConfig:
+    """The default definition scaled down for --quick (ResNet-18 left out), with `changes`
+    (`--set` keys) on top."""
     return load_benchmark(
         default_benchmark(),
         {
@@ -47,6 +49,7 @@ def quick_default(workdir: str) -> BenchmarkConfig:
             "search.trials": 4,
             "budget.epochs": 5,
             "output": workdir,
+            **(changes or {}),
         },
     )
 
@@ -152,8 +155,14 @@ def run_naive(config: BenchmarkConfig, fits: list[Fit], workdir: str) -> list[fl
     return seconds
 
 
-def measure(quick: bool, workdir: str, echo, naive_sample: int | None) -> list[Figure]:
-    config = quick_default(workdir) if quick else full_default(workdir)
+def measure(
+    quick: bool,
+    workdir: str,
+    echo,
+    naive_sample: int | None,
+    changes: Mapping[str, Any] | None = None,
+) -> list[Figure]:
+    config = quick_default(workdir, changes) if quick else full_default(workdir)
     echo(f"  bench run of {'a scaled-down' if quick else 'the'} default benchmark ...")
     with CpuSampler() as cpu:
         bench_wall, fits, _ = run_bench(config)

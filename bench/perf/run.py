@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.perf import baselines, batches, gpu, pairings, pipeline, sweeps
 from bench.perf.figures import Figure, format_table, write_figures
@@ -28,6 +29,9 @@ class PerfPlan:
     tree_images: int = 5000
     pipeline_epochs: int = 5
     pairing_counts: tuple[int, ...] = (2, 20, 100)  # tiny pairings per run (section 6)
+    # `--set` keys on top of --quick's scaled-down default benchmark (section 2); the tests
+    # scale it down further
+    default_changes: tuple[tuple[str, Any], ...] = ()
 
 
 FULL = PerfPlan()
@@ -69,11 +73,13 @@ def run_perf(
     echo: Callable[[str], None] = print,
     address: str | None = None,
     naive_fits: int | None = None,
+    plan: PerfPlan | None = None,
 ) -> tuple[list[Figure], str]:
-    """Measure every section; returns the figures and the Parquet file they were saved to."""
+    """Measure every section; returns the figures and the Parquet file they were saved to.
+    `plan` replaces the quick or full sizes (the tests run every section smaller still)."""
     from bench.driver import connect
 
-    plan = QUICK if quick else FULL
+    plan = plan or (QUICK if quick else FULL)
     if naive_fits is not None:
         plan = dataclasses.replace(plan, naive_fits=naive_fits)
     started = time.perf_counter()
@@ -86,7 +92,13 @@ def run_perf(
             list(plan.sweep_sizes), plan.sweep_epochs, plan.sweep_folds, workdir, echo
         )
         echo("sweep ratio:")
-        figures += baselines.measure(plan.quick_default, workdir, echo, plan.naive_fits or None)
+        figures += baselines.measure(
+            plan.quick_default,
+            workdir,
+            echo,
+            plan.naive_fits or None,
+            dict(plan.default_changes),
+        )
         echo("input pipeline:")
         figures += pipeline.measure(plan.tree_images, plan.pipeline_epochs, workdir, echo)
         echo("GPU:")

@@ -31,6 +31,8 @@ def test_pairing_copies_are_identical_trees_the_preflight_accepts(tmp_path):
 
 def test_quick_keeps_every_section_smaller():
     for field in dataclasses.fields(run.PerfPlan):
+        if field.name == "default_changes":
+            continue  # the tests' own scaling
         full, quick = getattr(run.FULL, field.name), getattr(run.QUICK, field.name)
         if isinstance(full, tuple):
             assert max(quick) <= max(full) and len(quick) >= 1, field.name
