@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's notices")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a benchmark definition (default: the digits one)")
@@ -99,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--dataset", required=True, help="its dataset key, e.g. digits")
     predict.add_argument("--top", type=int, default=3, help="classes shown per image")
     predict.add_argument("images", nargs="+", help="image files")
+
+    export = commands.add_parser("export", help="copy finished runs into MLflow")
+    export.add_argument("paths", nargs="+", help="run folders or folders holding runs")
+    export.add_argument(
+        "--mlflow",
+        nargs="?",
+        const=True,
+        metavar="TRACKING_URI",
+        help="to MLflow: a tracking URI or a folder (default: mlruns/, a SQLite store with the "
+        "artifacts beside it; no server needed)",
+    )
+    export.add_argument("--experiment", help="MLflow experiment (default: the benchmark's name)")
     commands.add_parser("models", help="list the registered models")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -140,9 +153,9 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_flags_as_args(args: argparse.Namespace) -> list[str]:
+def _run_flags_as_args(args: argparse.Namespace, with_resume: bool = True) -> list[str]:
     out = []
-    if getattr(args, "resume", None):
+    if with_resume and getattr(args, "resume", None):
         out += ["--resume"] + ([] if args.resume == LATEST else [args.resume])
     for flag in RUN_FLAGS:
         value = getattr(args, flag)
@@ -215,15 +228,33 @@ def _run(args: argparse.Namespace) -> int:
             if args.resume == LATEST
             else _run_folder(args.resume)
         )
-        config = _saved_config(resume)  # the interrupted run's own settings, not today's file
+        config = _extended_config(args, resume, config)
+    # what the user typed, for the resume command printed if the run stops early
+    typed = [str(path)] if args.benchmark else []
+    source = shlex.join(typed + _run_flags_as_args(args, with_resume=False))
     try:
         summary = runner.run_benchmark(
-            config, address=args.address, resume=resume, source=str(path)
+            config, address=args.address, resume=resume, source=source, debug=args.debug
         )
     except runner.Interrupted as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 130
     return 0 if any(row["status"] == "ok" for row in summary.leaderboard) else 1
+
+
+def _extended_config(args: argparse.Namespace, store, config):
+    """The definition a resumed run continues with: the file named (or, with none named, the
+    run's own saved definition) with the flags applied, refused in one line if its rows would
+    not compare with the run's."""
+    from bench.config import apply_overrides, check_extension, validate_benchmark
+
+    saved_raw = _saved_definition(store)
+    saved = validate_benchmark(saved_raw, source=store.file("config.yaml"))
+    if not args.benchmark:
+        apply_overrides(saved_raw, _overrides(args))
+        config = validate_benchmark(saved_raw, source="--resume")
+    check_extension(saved, config, args.benchmark or "--resume")
+    return config
 
 
 def _run_folder(location: str):
@@ -235,14 +266,11 @@ def _run_folder(location: str):
     return store
 
 
-def _saved_config(store):
+def _saved_definition(store) -> dict:
     import yaml
 
-    from bench.config import validate_benchmark
-
     with store.fs.open_input_stream(store.file("config.yaml")) as stream:
-        raw = yaml.safe_load(stream.read().decode())
-    return validate_benchmark(raw, source=store.file("config.yaml"))
+        return yaml.safe_load(stream.read().decode())
 
 
 def _check_metric(name: str) -> None:
@@ -295,6 +323,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    if args.mlflow is None:
+        raise BenchError("bench export: say where to: --mlflow [TRACKING_URI]")
+    from bench.export import export_runs  # MLflow is imported only when it is called
+
+    target = None if args.mlflow is True else args.mlflow  # True: --mlflow without a value
+    for done in export_runs(args.paths, target, args.experiment):
+        print(done.summary())
+    return 0
+
+
 def _list_models(args: argparse.Namespace) -> int:
     from bench.hparams import TRAINING_PARAMS, summary
     from bench.registry import MODELS
@@ -335,6 +374,7 @@ COMMANDS = {
     "report": _report,
     "leaderboard": _leaderboard,
     "predict": _predict,
+    "export": _export,
     "models": _list_models,
     "datasets": _list_datasets,
 }

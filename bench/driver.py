@@ -14,24 +14,32 @@ import ray
 from bench.config import ResourcesConfig
 
 
-def connect(address: str | None = None, echo: Callable[[str], None] = print) -> bool:
+def connect(
+    address: str | None = None, echo: Callable[[str], None] = print, debug: bool = False
+) -> bool:
     """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
     this machine), or start a fresh local instance whose dashboard listens on loopback only.
-    True when it started that local instance (no autoscaler will ever add nodes to it)."""
+    True when it started that local instance (no autoscaler will ever add nodes to it).
+    Ray's start-up notices show only with `debug`."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     # Worker output (Tune's and Ray's shutdown chatter) stays in Ray's session logs; the
-    # console shows bench's progress, and failures are recorded in trials.parquet.
-    common = {"logging_level": logging.WARNING, "log_to_driver": False}
+    # console shows bench's progress, and failures are recorded in trials.parquet. While Ray
+    # starts, its driver logs only errors: its notices then (that it turned token
+    # authentication on, where the dashboard listens) are not a bench user's to act on.
+    level = logging.INFO if debug else logging.ERROR
+    common = {"logging_level": level, "log_to_driver": False}
     if address:
         from bench.cluster import join
 
         echo(f"bench: joining the Ray cluster at {address} ...")
         join(address, **common)
-        return False
-    ray.init(address="local", dashboard_host="127.0.0.1", **common)
-    return True
+    else:
+        ray.init(address="local", dashboard_host="127.0.0.1", **common)
+    if not debug:
+        logging.getLogger("ray").setLevel(logging.WARNING)  # started: its warnings show again
+    return not address
 
 
 def joins_a_cluster(address: str | None) -> bool:

@@ -18,6 +18,7 @@ from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError
 from bench.plan import resolve_pairings
 from bench.preflight import check_before_start, check_resources
+from bench.progress import open_progress
 from bench.registry import MODELS, load_replicates
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
@@ -28,11 +29,13 @@ from bench.tune.jobs import PairingJob, TrialPlan
 from bench.tune.pairing import (
     REPLICATE_PARTS,
     PairingSearch,
-    finished_trials,
     interrupted_trials,
+    stored_trials,
+    trial_budget,
 )
 from bench.tune.scheduling import LOOKAHEAD, Capacity
 from bench.tune.search import SearchRun, run_search
+from bench.tune.studies import StudyJournal
 
 Print = Callable[[str], None]
 SKIPPED_FILE = "skipped_images.json"  # ImageFolder files left out, per dataset
@@ -56,17 +59,22 @@ def run_benchmark(
     resume: RunStore | None = None,
     source: str | None = None,
     callbacks: Sequence[Any] = (),
+    debug: bool = False,
 ) -> RunSummary:
-    """Run (or, given `resume`, continue) a benchmark. `source` is the definition's path, for
-    the resume command printed if the run stops early; `callbacks` are extra Tune callbacks
-    (bench perf times trials with one)."""
+    """Run (or, given `resume`, continue or extend) a benchmark. `source` is the definition's
+    path and flags as typed, for the resume command printed if the run stops early;
+    `callbacks` are extra Tune callbacks (bench perf times trials with one). With `echo`
+    print on a terminal the search shows a live table, otherwise plain lines through `echo`
+    (bench.progress); `debug` shows Ray's and Tune's own start-up notices and warnings."""
     started = time.perf_counter()
     check_before_start(config, local=not driver.joins_a_cluster(address))
-    store, cluster = open_run(config, resume, address, echo)
-    pairings = plan_pairings(config, store, cluster)
+    store, cluster = open_run(config, resume, address, echo, debug)
+    studies = StudyJournal(store)
+    pairings = plan_pairings(config, store, cluster, studies)
     echo_plan(config, pairings, cluster, resumed=resume is not None, echo=echo)
-    resume_command = f"bench run {source or '<benchmark.yaml>'} --resume {store.uri}"
-    run = search_all(config, store, pairings, resume_command, callbacks, echo)
+    typed = "<benchmark.yaml>" if source is None else source
+    resume_command = " ".join(filter(None, ["bench run", typed, "--resume", store.uri]))
+    run = search_all(config, store, pairings, studies, resume_command, callbacks, echo, debug)
     tables = merge_parts(store, config.evaluation)
     if run.data_errors:
         error = next(iter(run.data_errors.values()))
@@ -82,22 +90,26 @@ def run_benchmark(
 
 
 def open_run(
-    config: BenchmarkConfig, resume: RunStore | None, address: str | None, echo: Print
+    config: BenchmarkConfig,
+    resume: RunStore | None,
+    address: str | None,
+    echo: Print,
+    debug: bool = False,
 ) -> tuple[RunStore, dict[str, float]]:
     """The run folder (made before Ray starts: an unwritable output fails first) and the
     cluster's resources, read once for everything planned after. A failure to join or a
     request no node meets leaves no new run folder behind."""
     store = resume or RunStore.create(config.output, config.name)
     try:
-        local = driver.connect(address, echo)
+        local = driver.connect(address, echo, debug)
         warning = check_resources(config, driver.alive_nodes(), local)
     except BenchError:
         if resume is None:
             store.discard()  # nothing was written: leave no empty run folder behind
         raise
     cluster = driver.cluster_resources()
+    store.write_text("config.yaml", to_yaml(config))  # an extended run's, once it is checked
     if resume is None:
-        store.write_text("config.yaml", to_yaml(config))
         store.write_json(
             "environment.json",
             {**environment.describe(cluster), "schema_version": SCHEMA_VERSION},
@@ -117,7 +129,10 @@ def echo_plan(
 ) -> None:
     total = len(config.pairings()) * config.evaluation.repeats
     if resumed:
-        echo(f"  {total - len(pairings)} of {total} pairing repeats already finished")
+        again = sum(p.previous is not None for p in pairings)
+        echo(f"  {total - len(pairings) + again} of {total} pairing repeats already finished")
+        if again:
+            echo(f"  {again} of them search on (more trials), and refit if their choice changes")
     at_once = sorted(
         {min(p.live_cap, driver.trial_slots(p.job.resources, cluster)) for p in pairings}
     )
@@ -131,17 +146,21 @@ def search_all(
     config: BenchmarkConfig,
     store: RunStore,
     pairings: list[PairingSearch],
+    studies: StudyJournal,
     resume_command: str,
     callbacks: Sequence[Any],
     echo: Print,
+    debug: bool = False,
 ) -> SearchRun:
-    """Every pairing's search and refits in one Tuner; on Ctrl-C what finished is merged and
-    the resume command raised."""
+    """Every pairing's search and refits in one Tuner, shown on the console while it runs; on
+    Ctrl-C what finished is merged and the resume command raised."""
+    progress = open_progress(echo, {p.name: trial_cost(p.job) for p in pairings})
     datasets = DatasetPool(
-        lambda key: load_dataset_for_run(config, store, key, echo),
+        lambda key: load_dataset_for_run(config, store, key, progress.echo),
         [p.job.dataset for p in pairings],
     )
-    run = SearchRun(pairings, datasets, store, Capacity(driver.alive_nodes), echo)
+    run = SearchRun(pairings, datasets, store, Capacity(driver.alive_nodes), progress)
+    progress.start()
     try:
         run_search(
             run,
@@ -149,6 +168,7 @@ def search_all(
             config.search,
             experiment_name(store),
             callbacks=callbacks,
+            debug=debug,
         )
     except KeyboardInterrupt:
         merge_parts(store, config.evaluation)  # what finished is written, in the final shape
@@ -156,22 +176,38 @@ def search_all(
             f"interrupted; finished trials are saved. Resume with: {resume_command}"
         ) from None
     finally:
+        progress.close()  # its last frame stays above the leaderboard (or the error)
         datasets.close()
+        studies.close()
     return run
 
 
 def plan_pairings(
-    config: BenchmarkConfig, store: RunStore, cluster: Mapping[str, float]
+    config: BenchmarkConfig,
+    store: RunStore,
+    cluster: Mapping[str, float],
+    studies: StudyJournal | None = None,
 ) -> list[PairingSearch]:
-    """The pairings' repeats still to run (a resumed run skips finished ones), longest first,
-    each with its finished trials and the checkpoints of its cut-off ones. With
-    evaluation.search once, repeats past 0 only refit repeat 0's choice: they follow it."""
-    done = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in store.list(REPLICATE_PARTS)}
+    """The pairings' repeats still to run, longest first, each with its ended trials and the
+    checkpoints of its cut-off ones. A resumed run skips finished repeats, except those an
+    extended run searches on (more trials than it ran) and the repeats that refit their
+    choice. With evaluation.search once, repeats past 0 only refit repeat 0's choice: they
+    follow it."""
+    finished = finished_repeats(store)
     jobs = [PairingJob(plan) for plan in resolve_pairings(config, store.run_id)]
-    jobs = [job for job in jobs if job.part_name not in done]
-    prior = {job.part_name: finished_trials(store, job.part_name) for job in jobs}
-    numbers = {part: {r["trial"] for r in rows} for part, rows in prior.items()}
-    restarts = interrupted_trials(store, numbers) if any(prior.values()) else {}
+    prior = {job.part_name: stored_trials(store, job.part_name) for job in jobs}
+    searching_on = {
+        (job.plan.model, job.dataset)
+        for job in jobs
+        if job.part_name in finished and len(prior[job.part_name]) < trial_budget(job.plan)
+    }
+    jobs = [
+        job
+        for job in jobs
+        if job.part_name not in finished or (job.plan.model, job.dataset) in searching_on
+    ]
+    numbers = {job.part_name: {r["trial"] for r in prior[job.part_name]} for job in jobs}
+    restarts = interrupted_trials(store, numbers) if any(numbers.values()) else {}
     datasets = [d.key for d in config.datasets]
     jobs.sort(key=lambda job: run_order(job, datasets.index(job.dataset)))
     searches = [
@@ -179,12 +215,22 @@ def plan_pairings(
             dataclasses.replace(job, restarts=restarts.get(job.part_name, {})),
             live_cap(config.search.max_concurrent_trials, job.resources, cluster),
             prior[job.part_name],
+            studies,
+            previous=finished.get(job.part_name),
         )
         for job in jobs
     ]
     if config.evaluation.search == "once":
         _follow_repeat_zero(searches, store)
     return searches
+
+
+def finished_repeats(store: RunStore) -> dict[str, dict[str, Any]]:
+    """The replicate rows an earlier session of the run wrote, by part name."""
+    return {
+        path.rsplit("/", 1)[-1].removesuffix(".parquet"): store.read_table(path).to_pylist()[0]
+        for path in store.list(REPLICATE_PARTS)
+    }
 
 
 def _follow_repeat_zero(searches: list[PairingSearch], store: RunStore) -> None:
@@ -300,8 +346,12 @@ TORCHVISION_COST = 100.0
 
 def expected_cost(job: PairingJob) -> float:
     """A rough measure of a pairing's work: trials x epochs x its family's epoch cost."""
-    per_epoch = FAMILY_COST.get(MODELS.get(job.plan.model).family, TORCHVISION_COST)
-    return per_epoch * job.plan.trials * job.plan.epochs
+    return trial_cost(job) * job.plan.trials
+
+
+def trial_cost(job: PairingJob) -> float:
+    """A rough measure of one trial's work: epochs x its family's epoch cost."""
+    return FAMILY_COST.get(MODELS.get(job.plan.model).family, TORCHVISION_COST) * job.plan.epochs
 
 
 def run_order(job: PairingJob, dataset_index: int) -> tuple[int, int, float]:

@@ -109,7 +109,15 @@ def test_the_registry_and_the_data_package_depend_one_way():
 
 
 @pytest.mark.parametrize(
-    "module", ["bench.config", "bench.plan", "bench.registry", "bench.report.build"]
+    "module",
+    [
+        "bench.config",
+        "bench.plan",
+        "bench.registry",
+        "bench.report.build",
+        "bench.export",
+        "bench.progress",
+    ],
 )
 def test_module_imports_neither_ray_nor_torch(module):
     code = f"import sys, {module}; print(sorted({{'ray', 'torch'}} & set(sys.modules)))"

@@ -72,6 +72,26 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "run", str(tmp_path / "missing.yaml")])
 
 
+@pytest.mark.parametrize(("flags", "debug"), [([], False), (["--debug"], True)])
+def test_debug_reaches_the_run(tmp_path, monkeypatch, flags, debug):
+    """--debug shows Ray's and Tune's own notices too: the run is told."""
+    from types import SimpleNamespace
+
+    import bench.runner
+
+    seen = {}
+
+    def run_benchmark(config, **options):
+        seen.update(options)
+        return SimpleNamespace(leaderboard=[{"status": "ok"}])
+
+    monkeypatch.setattr(bench.runner, "run_benchmark", run_benchmark)
+    path = tmp_path / "b.yaml"
+    path.write_text(f"name: x\nmodels: [mlp]\ndatasets: [digits]\noutput: {tmp_path}\n")
+    assert main([*flags, "run", str(path)]) == 0
+    assert seen["debug"] is debug
+
+
 def test_default_benchmark_is_shipped():
     assert default_benchmark().is_file()
 

@@ -8,10 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 import torch
 import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from bench.testing.rows import comparable
 
@@ -103,7 +106,16 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert sorted(trials.trial) == list(range(6)) and set(trials.status) == {"ok"}
+    assert len(trials) == trials.trial.nunique() == 6 and set(trials.status) == {"ok"}
+    # the study goes on where the killed run left it: the cut-off trial is a failed trial of
+    # the study (it never ended) and ran again under the next number
+    study = optuna.load_study(
+        study_name="mlp@digits.r0",
+        storage=JournalStorage(JournalFileBackend(str(run_dir / "studies.log"))),
+    )
+    numbers = {t.number: t.state.name for t in study.trials}
+    assert {n: numbers[n] for n in trials.trial} == dict.fromkeys(trials.trial, "COMPLETE")
+    assert set(numbers) - set(trials.trial) == {n for n, s in numbers.items() if s == "FAIL"}
     # finished trials kept their rows: same Tune trial id, same score, so they did not run again
     kept = trials.set_index("trial").loc[before.trial]
     assert kept.trial_id.tolist() == before.trial_id.tolist()

@@ -5,14 +5,18 @@ import os
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from bench.config import validate_benchmark
 from bench.metrics import METRIC_NAMES
 from bench.results.schema import SCHEMA_VERSION, TABLES
 from bench.testing.classification import sklearn_metrics
+from bench.tune.studies import STUDIES_FILE
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -219,13 +223,33 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
     from bench.errors import BenchError
 
     # as if `bench run` had started this (GPU-less) local instance itself
-    monkeypatch.setattr(bench.driver, "connect", lambda address=None, echo=None: True)
+    monkeypatch.setattr(bench.driver, "connect", lambda address=None, echo=None, debug=False: True)
     config = validate_benchmark(
         tiny_benchmark(tmp_path, resources={"gpus_per_worker": 0.5}), source="t.yaml"
     )
     with pytest.raises(BenchError, match="has no GPU"):
         bench.runner.run_benchmark(config, echo=lambda line: None)
     assert not list(tmp_path.glob("results/tiny/*"))  # no run folder left behind
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_debug_reaches_the_start_of_ray(tmp_path, tiny_benchmark, monkeypatch, debug):
+    """`bench --debug run` shows Ray's start-up notices: the flag gets to driver.connect."""
+    import bench.driver
+    import bench.runner
+    from bench.errors import BenchError
+
+    seen = []
+
+    def connect(address, echo, debug):
+        seen.append(debug)
+        raise BenchError("stop before Ray starts")
+
+    monkeypatch.setattr(bench.driver, "connect", connect)
+    config = validate_benchmark(tiny_benchmark(tmp_path))
+    with pytest.raises(BenchError, match="stop before Ray starts"):
+        bench.runner.run_benchmark(config, echo=lambda line: None, debug=debug)
+    assert seen == [debug]
 
 
 def test_each_pairing_gets_its_models_resources(ray_session, tmp_path, tiny_benchmark):
@@ -314,6 +338,15 @@ def test_asha_prunes_within_a_pairing_and_full_trials_complete(
     board = run.leaderboard[0]
     assert board["num_pruned"] == (trials.status == "pruned").sum()
     assert board["best_trial"] in set(trials[trials.status == "ok"].trial)
+    # Optuna's own tools open the search: the study tells the same story as trials.parquet
+    storage = JournalStorage(JournalFileBackend(run.store.file(STUDIES_FILE)))
+    study = optuna.load_study(study_name="mlp@digits.r0", storage=storage)
+    states = {"ok": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
+    trials = trials.sort_values("trial")
+    assert [(t.number, t.state.name) for t in study.trials] == [
+        (row.trial, states[row.status]) for row in trials.itertuples()
+    ]
+    assert study.best_trial.number == board["best_trial"]
 
 
 def test_a_dataset_that_fails_to_load_loses_no_finished_work(ray_session, tmp_path, tiny_benchmark):

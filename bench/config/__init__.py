@@ -5,6 +5,7 @@ schema.py holds the pydantic models, checks.py the checks against the registries
 declared hyperparameters, loading.py reading YAML and `--set` overrides. Errors name the file,
 the key and the fix, with the closest known name suggested."""
 
+from bench.config.extension import check_extension
 from bench.config.loading import (
     apply_overrides,
     load_benchmark,
@@ -43,6 +44,7 @@ __all__ = [
     "SearchConfig",
     "SearchSpace",
     "apply_overrides",
+    "check_extension",
     "load_benchmark",
     "parse_assignments",
     "to_yaml",

@@ -21,16 +21,10 @@ import torch
 from bench.errors import BenchError
 from bench.registry.models import create_model
 from bench.results.schema import dumps
-from bench.results.store import RunStore, part_name
+from bench.results.store import MODELS_FOLDER, RunStore, kept_folder
 from bench.train.inputs import InputAdapter
 
-MODELS_FOLDER = "models"
 WEIGHTS, META = "weights.pt", "model.json"
-
-
-def kept_folder(model: str, dataset: str) -> str:
-    """Run-relative folder of a pairing's kept model."""
-    return f"{MODELS_FOLDER}/{part_name(f'{model}@{dataset}')}"
 
 
 def save_kept_model(

@@ -36,6 +36,14 @@ def part_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
 
 
+MODELS_FOLDER = "models"  # of a run: its kept models, one folder per pairing
+
+
+def kept_folder(model: str, dataset: str) -> str:
+    """Run-relative folder of a pairing's kept model (bench.models.kept writes it)."""
+    return f"{MODELS_FOLDER}/{part_name(f'{model}@{dataset}')}"
+
+
 def run_location(output: str, benchmark: str, run_id: str) -> str:
     """`<output>/<benchmark>/<run id>`: a URI keeps its scheme, a local path is made absolute."""
     if "://" in output:

@@ -17,12 +17,14 @@ from typing import Any
 import optuna
 
 from bench.metrics import Objective
+from bench.plan import PairingPlan
 from bench.results.schema import CV_COLUMNS, dumps, make_row
 from bench.results.store import RunStore
 from bench.train.task import refit_epochs
 from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
 from bench.tune.refit import REFIT_COLUMNS, REFIT_PARTS
-from bench.tune.space import distributions, grid_size, make_sampler, sample_params, warm_study
+from bench.tune.space import distributions, grid_size, make_sampler, sample_params
+from bench.tune.studies import States, StudyJournal, open_study
 from bench.tune.trial import read_checkpoint
 
 # A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written);
@@ -50,40 +52,66 @@ class HandedOut:
 class PairingSearch:
     """The driver's record of one pairing's repeat, from its first trial to its replicate row."""
 
-    def __init__(self, job: PairingJob, live_cap: int, prior: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        job: PairingJob,
+        live_cap: int,
+        prior: list[dict[str, Any]],
+        studies: StudyJournal | None = None,
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        """`prior`: the repeat's trial rows from earlier sessions (a resumed or extended run);
+        `studies`: the run's journal (None: the study lives in memory); `previous`: the
+        repeat's replicate row when an extended run searches on after it finished."""
         plan = job.plan
         space, search, refit_only = plan.space, plan.search, not plan.searches
         self.job, self.space, self.folds, self.live_cap = job, space, plan.cv.folds, live_cap
         self.objective = plan.objective
         self.metric = plan.metric
-        trials = 0 if refit_only else plan.trials
-        if search.sampler == "grid":
-            trials = min(trials, grid_size(space))  # a grid has only so many points
+        trials = trial_budget(plan)
         self.total, self.budget = trials, max(0, trials - len(prior))
         # A resumed search reseeds past its finished trials, or its startup phase would
         # propose the very points the interrupted search already tried.
         seed = search.seed + plan.repeat + len(prior)
         sampler = make_sampler(search.sampler, space, seed)
-        finished = [(json.loads(r["params"]), r["score"]) for r in prior]
-        self.study = warm_study(space, self.objective.mode, sampler, finished)
-        searched = distributions(space)
-        for key in job.restarts:  # cut-off trials run again first, from their checkpoints
-            self.study.enqueue_trial({k: v for k, v in json.loads(key).items() if k in searched})
-        self.next_number = 1 + max((r["trial"] for r in prior), default=-1)
+        self.studies = studies if plan.searches else None  # a refit-only repeat asks nothing
+        if self.studies is None:
+            self.study = open_study(None, self.name, space, self.objective, sampler, prior)
+        else:
+            self.study = self.studies.open(self.name, space, self.objective, sampler, prior)
+        self._enqueue_restarts(job.restarts)
         self.handed, self.live = 0, {}
         # Fixed batches (search.batch; 0: none): a batch is asked only once every trial of the
         # previous one is told, and its results are told in trial order, so proposals depend
         # on the seed and the results, never on which trial finished first.
         self.batch, self.in_batch = search.batch, 0
         self.untold: list[tuple[int, optuna.trial.Trial, dict[str, Any]]] = []
-        self.ended_rows: list[dict[str, Any]] = []  # failed / pruned trials of this session
-        self.progress = {"done": len(prior), "pruned": 0, "failed": 0}
-        self.best_score = self.objective.best([r["score"] for r in prior])
+        statuses = [r["status"] for r in prior]
+        self.progress = {
+            "done": len(prior),
+            "pruned": statuses.count("pruned"),
+            "failed": statuses.count("failed"),
+        }
+        self.best_score = self.objective.best([r["score"] for r in prior if r["status"] == "ok"])
         self.phase, self.refit, self.summary = (WAITING if refit_only else SEARCHING), None, {}
         self.choice: dict[str, Any] = {}  # best_trial, best_params, selection_score
         self.followers: list[PairingSearch] = []  # repeats that refit this search's choice
+        self.previous = previous
         self.started: float | None = None
         self.test_score: float | None = None
+
+    def _enqueue_restarts(self, restarts: dict[str, str]) -> None:
+        """Cut-off trials run again first, from their checkpoints (unless an earlier resume
+        queued them already and the journal still holds them waiting)."""
+        searched = distributions(self.space)
+        waiting = {
+            dumps(t.system_attrs.get("fixed_params", {}))
+            for t in self.study.get_trials(deepcopy=False, states=(States.WAITING,))
+        }
+        for key in restarts:
+            params = {k: v for k, v in json.loads(key).items() if k in searched}
+            if dumps(params) not in waiting:
+                self.study.enqueue_trial(params)
 
     @property
     def name(self) -> str:
@@ -108,48 +136,52 @@ class PairingSearch:
         self.started = self.started or time.perf_counter()
         trial = self.study.ask()
         params = sample_params(trial, self.space)
-        number, self.next_number = self.next_number, self.next_number + 1
+        number = trial.number  # the study's numbers are the run's
         self.handed += 1
         self.in_batch += 1
         self.live[trial_id] = HandedOut(number, params, trial)
         return {"pairing": self.name, "kind": CV, "trial": number, "params": params}
 
-    def trial_ended(self, trial_id: str, result: dict[str, Any], error: str | None) -> None:
-        """Tell Optuna how a CV trial ended (at the end of its batch); keep the row of one that
-        wrote no parts."""
+    def trial_ended(
+        self, store: RunStore, trial_id: str, result: dict[str, Any], error: str | None
+    ) -> None:
+        """Tell Optuna how a CV trial ended (at the end of its batch); write the row of one
+        that wrote no parts (failed, pruned), so a resumed run knows every trial."""
         handed = self.live.pop(trial_id)
-        states = optuna.trial.TrialState
         score = result.get("score", math.nan)
         if error is not None:
-            status, told = "failed", {"state": states.FAIL}
+            status, told = "failed", {"state": States.FAIL}
         elif result.get(COMPLETE_FLAG):
             status, told = "ok", {"value": score}  # NaN: Optuna records it as failed
             self.best_score = self.objective.best([self.best_score, score])
         else:  # stopped early by ASHA: its last score is partial, not a finished value
-            status, told = "pruned", {"state": states.PRUNED}
+            status, told = "pruned", {"state": States.PRUNED}
         self.untold.append((handed.number, handed.optuna_trial, told))
         self._tell_finished_batch()
         self.progress["done"] += 1
-        if status != "ok":
-            self.progress[status] += 1
-            self.ended_rows.append(
-                make_row(
-                    "trials",
-                    **self.job.plan.ids(),
-                    trial=handed.number,
-                    trial_id=trial_id,
-                    params=dumps(handed.params),
-                    status=status,
-                    error=error or "",
-                    metric=self.metric,
-                    score=score,
-                    **dict.fromkeys(CV_COLUMNS),  # it wrote no folds
-                    epochs_run=result.get("epoch"),
-                    resumed_from_epoch=None,
-                    wall_seconds=result.get("time_total_s"),
-                    **self.job.plan.compute(result.get("time_total_s")),
-                )
-            )
+        if status == "ok":
+            return
+        self.progress[status] += 1
+        part = f"parts/trials/{self.job.part_name}/{handed.number:05d}.parquet"
+        if store.exists(part):
+            return  # it wrote its parts, then failed (its report lost): its row stands
+        row = make_row(
+            "trials",
+            **self.job.plan.ids(),
+            trial=handed.number,
+            trial_id=trial_id,
+            params=dumps(handed.params),
+            status=status,
+            error=error or "",
+            metric=self.metric,
+            score=score,
+            **dict.fromkeys(CV_COLUMNS),  # it wrote no folds
+            epochs_run=result.get("epoch"),
+            resumed_from_epoch=None,
+            wall_seconds=result.get("time_total_s"),
+            **self.job.plan.compute(result.get("time_total_s")),
+        )
+        store.write_table("trials", [row], part)
 
     def _tell_finished_batch(self) -> None:
         """Tell Optuna the batch's results in trial order once all of it has ended."""
@@ -159,17 +191,14 @@ class PairingSearch:
         for _, trial, told in sorted(self.untold, key=lambda t: t[0]):
             tell(self.study, trial, told.get("value"), state=told.get("state"))
         self.untold, self.in_batch = [], 0
+        if self.studies is not None:
+            self.studies.sync()
 
     def finish_search(self, store: RunStore) -> None:
         """Write the repeat's trial list; choose its best trial and queue the refit, or end the
         repeat as failed when no trial finished."""
-        part = self.job.part_name
-        finished = finished_trials(store, part)
-        # A trial that wrote its parts and then failed (its report lost) keeps its parts' row.
-        written = {r["trial"] for r in finished}
-        ended = [r for r in self.ended_rows if r["trial"] not in written]
-        rows = sorted(finished + ended, key=lambda r: r["trial"])
-        store.write_table("trials", rows, f"parts/trials_all/{part}.parquet")
+        rows = stored_trials(store, self.job.part_name)
+        store.write_table("trials", rows, f"parts/trials_all/{self.job.part_name}.parquet")
         now = time.perf_counter()
         self.summary = {"search_seconds": now - (self.started or now)}
         best = best_trial(rows, self.objective)
@@ -178,7 +207,8 @@ class PairingSearch:
             reason = errors[0] if errors else "every trial was pruned"
             self._end(store, {"status": "failed", "error": f"no trial finished: {reason}"})
             return
-        folds = store.read_table(f"parts/folds/{part}/{best['trial']:05d}.parquet").to_pylist()
+        part = f"parts/folds/{self.job.part_name}/{best['trial']:05d}.parquet"
+        folds = store.read_table(part).to_pylist()
         self.follow(
             {
                 "best_trial": best["trial"],
@@ -192,6 +222,10 @@ class PairingSearch:
         """Queue the refit of a chosen configuration (this repeat's own, or repeat 0's):
         `choice` holds best_trial, best_params (JSON), selection_score and refit_epochs."""
         self.choice = {k: choice[k] for k in ("best_trial", "best_params", "selection_score")}
+        if self.unchanged_choice():
+            self.summary, self.phase = dict(self.previous), DONE
+            self.test_score = self.previous.get(f"test_{self.metric}")
+            return
         self.refit = {
             "pairing": self.name,
             "kind": REFIT,
@@ -200,6 +234,27 @@ class PairingSearch:
             "epochs": int(choice["refit_epochs"]),
         }
         self.phase = REFIT_READY
+
+    def unchanged_choice(self) -> bool:
+        """An extended run's repeat whose search chose the configuration it had refit already:
+        its replicate row stands (no second refit of the same configuration)."""
+        before = self.previous
+        return (
+            bool(before)
+            and before["status"] == "ok"
+            and (
+                before["best_trial"] == self.choice["best_trial"]
+                and before["best_params"] == self.choice["best_params"]
+            )
+        )
+
+    @property
+    def refit_epochs(self) -> int | None:
+        """The epochs the chosen configuration is refit for (its own refit's, or the refit an
+        extended run keeps)."""
+        if self.refit is not None:
+            return self.refit["epochs"]
+        return self.previous["refit_epochs"] if self.unchanged_choice() else None
 
     def start_refit(self) -> dict[str, Any]:
         """The refit's trial config; a resumed pairing's clock starts here if nothing ran."""
@@ -243,6 +298,16 @@ class PairingSearch:
         self.summary, self.phase = row, DONE
 
 
+def trial_budget(plan: PairingPlan) -> int:
+    """The trials a repeat's search runs in all: none for a repeat that only refits; a grid's
+    size at most (a grid has only so many points)."""
+    if not plan.searches:
+        return 0
+    if plan.search.sampler == "grid":
+        return min(plan.trials, grid_size(plan.space))
+    return plan.trials
+
+
 def tell(study: optuna.Study, trial: optuna.trial.Trial, value=None, **state) -> None:
     """study.tell, where a GridSampler's `study.stop()` after its last point (which raises
     outside `optimize`) is not an error: the trial is stored before it."""
@@ -261,11 +326,17 @@ def best_trial(rows: list[dict[str, Any]], objective: Objective) -> dict[str, An
     return max(ok, key=lambda r: (objective.loop_score(r["score"]), -r["trial"]))
 
 
-def finished_trials(store: RunStore, part: str) -> list[dict[str, Any]]:
-    """Rows of the pairing's trials that ran to the end (their parts exist): a resumed search
-    does not run them again."""
-    rows = [r for p in store.list(f"parts/trials/{part}") for r in store.read_table(p).to_pylist()]
-    return sorted(rows, key=lambda r: r["trial"])
+def stored_trials(store: RunStore, part: str) -> list[dict[str, Any]]:
+    """Every ended trial of the pairing's repeat, by number: the rows of trials that ran to
+    the end (written by their actors) and of failed and pruned ones (written by the driver;
+    runs before bench wrote those as they ended kept them only in the repeat's trial list)."""
+    rows = {}
+    listed = f"parts/trials_all/{part}.parquet"
+    if store.exists(listed):
+        rows = {r["trial"]: r for r in store.read_table(listed).to_pylist()}
+    for path in store.list(f"parts/trials/{part}"):
+        rows.update((r["trial"], r) for r in store.read_table(path).to_pylist())
+    return [rows[n] for n in sorted(rows)]
 
 
 def interrupted_trials(store: RunStore, prior: dict[str, set[int]]) -> dict[str, dict[str, str]]:

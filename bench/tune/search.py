@@ -4,7 +4,7 @@ each pairing's refit run in that pool as soon as its search ends.
 
 `SearchRun` is the run's driver-side state: which pairing runs next (longest first, each
 within its trial budget and concurrency), which datasets are loaded, what each trial's end
-means for its pairing, and the console's progress lines."""
+means for its pairing, and what the console (bench.progress) is told of it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import ray
@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 
 from bench.config import SearchConfig
 from bench.metrics import Objective
+from bench.progress import PairingStatus, Progress
 from bench.results.store import RunStore
 from bench.tune.datasets import DatasetPool
 from bench.tune.jobs import REFIT, TrialPlan, trial_dir_name
@@ -57,16 +58,18 @@ class SearchRun:
         datasets: DatasetPool,
         store: RunStore,
         capacity: Capacity,
-        echo: Callable[[str], None],
+        display: Progress,
     ) -> None:
         self.order = list(pairings)  # highest priority first
-        self.datasets, self.store, self.capacity, self.echo = datasets, store, capacity, echo
+        self.datasets, self.store, self.capacity = datasets, store, capacity
+        self.display, self.echo = display, display.echo  # echo: messages above the table
         self.by_trial: dict[str, PairingSearch] = {}
-        self.shown: dict[str, str] = {}
         self.looked_for_missed = -math.inf
         for pairing in self.order:
             if pairing.search_ended:  # a resumed pairing whose trials all finished before
                 self._finish_search(pairing)
+        for pairing in self.order:
+            display.add(status_of(pairing, capacity.waiting))
 
     # -- what Tune's searcher asks -----------------------------------------------------------
 
@@ -114,6 +117,7 @@ class SearchRun:
         for other in self.order:
             if other.job.dataset == key and other.phase in (WAITING, SEARCHING, REFIT_READY):
                 other.phase = SKIPPED
+                self._show(other)
         self.echo(f"  dataset {key}: {self.datasets.failed[key]}")
         return False
 
@@ -121,9 +125,13 @@ class SearchRun:
 
     def trial_started(self, trial_id: str) -> None:
         self.capacity.started(trial_id)
+        if trial_id in self.by_trial:
+            self._show(self.by_trial[trial_id])
 
     def trial_requeued(self, trial_id: str) -> None:
         self.capacity.requeued(trial_id)
+        if trial_id in self.by_trial:
+            self._show(self.by_trial[trial_id])
 
     def trial_ended(self, trial: Any, error: str | None) -> None:
         pairing = self.by_trial.pop(trial.trial_id, None)
@@ -135,12 +143,13 @@ class SearchRun:
                 pairing.refit_ended(self.store, error)
                 self._pairing_done(pairing)
             else:
-                pairing.trial_ended(trial.trial_id, trial.last_result or {}, error)
+                pairing.trial_ended(self.store, trial.trial_id, trial.last_result or {}, error)
                 if pairing.search_ended:
                     self._finish_search(pairing)
         except Exception as exc:  # e.g. the store unwritable: this pairing, not the run
             self._give_up(pairing, f"bench could not record its trials: {one_line(exc)}")
-        self._show(pairing)
+        for shown in (pairing, *pairing.followers):  # a search's end may end its followers
+            self._show(shown)
 
     def missed_ends(self, trials: Sequence[Any]) -> None:
         """Trials Tune ended without a callback (an actor that could not be reused errors
@@ -176,8 +185,10 @@ class SearchRun:
         for follower in pairing.followers:
             if follower.phase != WAITING:
                 continue
-            if pairing.refit is not None:
-                follower.follow({**pairing.choice, "refit_epochs": pairing.refit["epochs"]})
+            if pairing.refit is not None or pairing.unchanged_choice():
+                follower.follow({**pairing.choice, "refit_epochs": pairing.refit_epochs})
+                if follower.phase == DONE:  # an extended run whose choice stood
+                    self._pairing_done(follower)
             else:
                 reason = pairing.summary.get("error") or "the search failed"
                 follower.fail(self.store, f"repeat {pairing.job.plan.repeat}: {reason}")
@@ -189,10 +200,7 @@ class SearchRun:
     # -- the console -------------------------------------------------------------------------
 
     def _show(self, pairing: PairingSearch) -> None:
-        line = progress_line(pairing)
-        if self.shown.get(pairing.name) != line:
-            self.echo(line)
-            self.shown[pairing.name] = line
+        self.display.update(status_of(pairing, self.capacity.waiting))
 
     @property
     def data_errors(self) -> dict[str, str]:
@@ -227,18 +235,25 @@ class RunSearcher(Searcher):
         return {**self.__dict__, "run": None}
 
 
-def progress_line(pairing: PairingSearch) -> str:
-    """`  mlp@digits   trials 3/8 (1 pruned)  best CV f1_macro 0.9712  done: ok, test 0.9650`"""
-    state, metric = pairing.progress, pairing.metric
-    extra = ", ".join(f"{state[k]} {k}" for k in ("pruned", "failed") if state[k])
-    best = "-" if pairing.best_score is None else f"{pairing.best_score:.4f}"
-    line = f"  {pairing.name:<28} trials {state['done']}/{pairing.total}"
-    line += f" ({extra})" if extra else ""
-    line += f"  best CV {metric} {best}" if pairing.total else "  refit of repeat 0's choice"
-    if pairing.phase == DONE:
-        test = "-" if pairing.test_score is None else f"{pairing.test_score:.4f}"
-        line += f"  done: {pairing.summary['status']}, test {test}"
-    return line
+def status_of(pairing: PairingSearch, waiting: Container[str]) -> PairingStatus:
+    """What the console shows of a pairing now (`waiting`: trials handed out, not started)."""
+    state, done = pairing.progress, pairing.phase == DONE
+    return PairingStatus(
+        name=pairing.name,
+        metric=pairing.metric,
+        phase=pairing.phase,
+        total=pairing.total,
+        done=state["done"],
+        running=sum(trial_id not in waiting for trial_id in pairing.live),
+        pruned=state["pruned"],
+        failed=state["failed"],
+        best=pairing.best_score,
+        folds=pairing.folds,
+        finished=pairing.phase in (DONE, SKIPPED),
+        status=pairing.summary.get("status") if done else None,
+        test=pairing.test_score,
+        error=(pairing.summary.get("error") or "") if done else "",
+    )
 
 
 class RunCallback(tune.Callback):
@@ -250,6 +265,7 @@ class RunCallback(tune.Callback):
 
     def on_step_begin(self, iteration, trials, **info):
         self.run.missed_ends(trials)
+        self.run.display.tick()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.run.trial_started(trial.trial_id)
@@ -301,8 +317,10 @@ def run_search(
     search: SearchConfig,
     experiment: str,
     callbacks: Sequence[Any] = (),
+    debug: bool = False,
 ) -> None:
-    """Fit the run's one Tuner until every pairing is done (or skipped)."""
+    """Fit the run's one Tuner until every pairing is done (or skipped); Tune's own warnings
+    show only with `debug`."""
     cpus = ray.cluster_resources().get("CPU", 1)
     os.environ.update(
         {
@@ -349,7 +367,8 @@ def run_search(
     )
     tune_logger = logging.getLogger("ray.tune")
     level = tune_logger.level
-    tune_logger.setLevel(logging.ERROR)  # Tune's warnings are about its own defaults
+    if not debug:
+        tune_logger.setLevel(logging.ERROR)  # Tune's warnings are about its own defaults
     try:
         with steady_working_directory():
             tuner.fit()

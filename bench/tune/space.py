@@ -1,5 +1,5 @@
-"""Search space (config.ParamSpec) -> Optuna: parameters drawn by a trial, a seeded sampler, a
-study warm-started with the trials a resumed run already finished."""
+"""Search space (config.ParamSpec) -> Optuna: parameters drawn by a trial, a seeded sampler, the
+distributions of the searched parameters."""
 
 from __future__ import annotations
 
@@ -56,28 +56,3 @@ def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDist
         elif spec.type == "choice":
             out[name] = d.CategoricalDistribution(spec.values)
     return out
-
-
-def warm_study(
-    space: SearchSpace,
-    mode: str,
-    sampler: optuna.samplers.BaseSampler,
-    finished: list[tuple[dict[str, Any], float]],
-) -> optuna.Study:
-    """An in-memory study that already holds `finished` trials as complete, so a resumed
-    search keeps what the interrupted one learned."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created
-    study = optuna.create_study(
-        sampler=sampler, direction="maximize" if mode == "max" else "minimize"
-    )
-    dists = distributions(space)
-    for params, value in finished:
-        if value is None or math.isnan(value):
-            continue  # a finished trial whose metric was undefined: nothing to learn from
-        searched = {k: v for k, v in params.items() if k in dists}
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=searched, distributions={k: dists[k] for k in searched}, value=value
-            )
-        )
-    return study

@@ -17,10 +17,11 @@ from ray.tune.search import Searcher
 from bench.config import AshaConfig, CVConfig, ParamSpec, SearchConfig
 from bench.metrics import Objective
 from bench.plan import standalone_plan
+from bench.progress import PlainProgress
 from bench.results.store import RunStore
 from bench.testing.rows import sparse_row
 from bench.tune.jobs import COMPLETE_FLAG, CV, REFIT, PairingJob
-from bench.tune.pairing import DONE, REFIT_READY, PairingSearch, best_trial
+from bench.tune.pairing import DONE, REFIT_READY, PairingSearch, best_trial, stored_trials
 from bench.tune.scheduling import Capacity, Demand, PairingScheduler
 from bench.tune.search import SearchRun
 
@@ -90,14 +91,17 @@ def run_of(pairings, tmp_path, cpus=2.0, broken=()):
     datasets = FakeDatasets(users, broken)
     capacity = Capacity(lambda: [{"CPU": cpus}])
     lines = []
-    run = SearchRun(pairings, datasets, RunStore(str(tmp_path)), capacity, lines.append)
+    progress = PlainProgress(lines.append)
+    run = SearchRun(pairings, datasets, RunStore(str(tmp_path)), capacity, progress)
     return run, datasets, lines
 
 
-def finish(run, trial_id, config, score=0.9, error=None, complete=True):
-    """What Tune reports when a handed-out trial ends (its parts written by the 'actor')."""
+def finish(run, trial_id, config, score=0.9, error=None, complete=True, parts=None):
+    """What Tune reports when a handed-out trial ends (its parts written by the 'actor', by
+    default when it ran to its end)."""
     store, part = run.store, run.by_trial[trial_id].job.part_name
-    if config["kind"] == CV and error is None and complete:
+    parts = error is None and complete if parts is None else parts
+    if config["kind"] == CV and parts:
         model, dataset = config["pairing"].rsplit(".r", 1)[0].split("@")
         ids = {"run_id": "r", "benchmark": "b", "dataset": dataset, "model": model}
         row = {**ids, "trial": config["trial"]}
@@ -157,6 +161,21 @@ def test_no_trial_queues_ahead_of_a_finishing_pairings_refit(tmp_path, cpus, han
     run.trial_started("w")  # the last resnet18 trial runs: its refit (2 CPUs) comes next
     # on 2 CPUs a one-CPU trial could only queue, in front of that refit; on 4 it runs now
     assert (run.next_trial("n") is not None) == handed
+
+
+def test_the_console_is_told_of_started_trials_and_of_every_end(tmp_path):
+    p = pairing(trials=3, live_cap=3)
+    run, _, lines = run_of([p], tmp_path)
+    configs = [run.next_trial(f"t{i}") for i in range(3)]  # 2 CPUs: the third one queues
+    run.trial_started("t0")
+    run.trial_started("t1")
+    shown = run.display.rows["mlp@d1.r0"]
+    assert (shown.done, shown.running, shown.phase) == (0, 2, "searching")
+    assert lines == []  # a start changes no plain line
+    finish(run, "t0", configs[0], score=0.7)
+    shown = run.display.rows["mlp@d1.r0"]
+    assert (shown.done, shown.running, shown.best) == (1, 1, 0.7)
+    assert lines == ["  mlp@d1.r0                    trials 1/3  best CV f1_macro 0.7000"]
 
 
 def test_refit_follows_the_search_at_once_and_the_run_finishes(tmp_path):
@@ -238,7 +257,8 @@ def test_a_dataset_that_fails_to_load_skips_only_its_pairings(tmp_path):
 
 
 def test_resumed_pairing_numbers_after_its_finished_trials_and_warm_starts(tmp_path):
-    prior = [{"trial": 0, "score": 0.5, "params": json.dumps({"lr": 0.01, "hidden_dim": 32})}]
+    params = json.dumps({"lr": 0.01, "hidden_dim": 32})
+    prior = [{"trial": 0, "status": "ok", "score": 0.5, "params": params}]
     p = pairing(trials=3, live_cap=3, prior=prior)
     assert p.budget == 2 and len(p.study.trials) == 1
     run, _, _ = run_of([p], tmp_path)
@@ -344,20 +364,18 @@ def test_a_grid_search_that_runs_its_whole_grid_ends_cleanly(tmp_path):
 
 
 def test_a_finished_trial_with_an_undefined_score_does_not_break_a_resume():
-    nan_prior = {"trial": 0, "score": float("nan"), "params": json.dumps({"lr": 0.01})}
+    nan_prior = {"trial": 0, "status": "ok", "score": float("nan"), "params": '{"lr": 0.01}'}
     p = pairing(trials=3, prior=[nan_prior])
-    assert p.budget == 2 and p.next_number == 1 and len(p.study.trials) == 0
+    assert p.budget == 2 and [t.state for t in p.study.trials] == [States.FAIL]
+    assert p.ask("t")["trial"] == 1
 
 
 def test_a_trial_that_wrote_its_parts_then_failed_has_one_row(tmp_path):
     p = pairing(trials=1, live_cap=1)
     run, _, _ = run_of([p], tmp_path)
     config = run.next_trial("t")
-    finish(run, "t", config)  # parts written and the trial reported complete ...
-    rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
-    assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
-    p.ended_rows.append({**rows[0], "status": "failed"})  # ... and, say, also errored
-    p.finish_search(run.store)
+    finish(run, "t", config, error="its report was lost", parts=True)  # wrote, then errored
+    assert p.progress == {"done": 1, "pruned": 0, "failed": 1}
     rows = RunStore(str(tmp_path)).read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
     assert [(r["trial"], r["status"]) for r in rows] == [(0, "ok")]
 
@@ -448,3 +466,50 @@ def test_a_failed_search_fails_the_repeats_that_follow_it(tmp_path):
     finish(run, "a", run.next_trial("a"), error="RuntimeError: training diverged")
     assert follower.phase == DONE and "repeat 0: no trial finished" in follower.summary["error"]
     assert run.next_trial("x") == Searcher.FINISHED
+
+
+def finished_session(tmp_path, score):
+    """A finished run of one pairing (1 trial, scored `score`) and its repeat 1's refit."""
+    leader, follower = pairing(trials=1, live_cap=1), pairing(trials=1, live_cap=1, repeat=1)
+    leader.followers.append(follower)
+    run, _, _ = run_of([leader, follower], tmp_path)
+    finish(run, "t0", run.next_trial("t0"), score=score)
+    for trial_id in ("r0", "r1"):
+        finish(run, trial_id, run.next_trial(trial_id))
+    assert leader.phase == follower.phase == DONE
+    return run.store
+
+
+def extended(store, **kw):
+    """The same pairing's repeats planned again with 2 trials, as an extended run does."""
+    replicates = {
+        r["repeat"]: r
+        for p in store.list("parts/replicates")
+        for r in store.read_table(p).to_pylist()
+    }
+    leader = pairing(trials=2, live_cap=1, prior=stored_trials(store, "mlp@d1.r0"), **kw)
+    leader.previous = replicates[0]
+    follower = pairing(trials=2, live_cap=1, repeat=1, **kw)
+    follower.previous = replicates[1]
+    leader.followers.append(follower)
+    return leader, follower
+
+
+@pytest.mark.parametrize(("new_score", "refits"), [(0.5, False), (0.95, True)])
+def test_an_extended_search_refits_only_when_its_choice_changes(tmp_path, new_score, refits):
+    store = finished_session(tmp_path, score=0.9)
+    leader, follower = extended(store)
+    assert leader.budget == 1
+    run, datasets, _ = run_of([leader, follower], tmp_path)
+    config = run.next_trial("t1")
+    assert config["trial"] == 1
+    finish(run, "t1", config, score=new_score)
+    if refits:
+        assert [run.next_trial(t)["kind"] for t in ("r0", "r1")] == [REFIT, REFIT]
+        assert leader.refit["trial"] == follower.refit["trial"] == 1
+    else:  # trial 0 stays the choice: both repeats keep their rows, nothing is refit
+        assert leader.phase == follower.phase == DONE and leader.refit is None
+        assert run.next_trial("x") == Searcher.FINISHED
+        assert leader.summary["best_trial"] == 0 and leader.test_score == 0.8
+    rows = store.read_table("parts/trials_all/mlp@d1.r0.parquet").to_pylist()
+    assert [r["trial"] for r in rows] == [0, 1]

@@ -1,0 +1,104 @@
+"""Whether a definition may continue a run that was made with another: an extended run keeps
+its finished rows and adds to them, so everything those rows were measured under must be the
+same (splits, seeds, the search space, the budget, the metric); only where trials run, how
+many there are and which pairings exist may change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.config.schema import BenchmarkConfig, DatasetConfig
+from bench.errors import ConfigError
+
+# Keys that may differ: where and how the trials run, and how intervals are drawn (recomputed
+# for every row when the run's files are merged again).
+FREE = (
+    "name",
+    "output",
+    "resources",
+    "model_resources",
+    "search.max_concurrent_trials",
+    "search.retries",
+    "budget.checkpoint_every",
+    "evaluation.bootstrap",
+)
+# Keys that may grow (more trials, more repeats), never shrink.
+GROWING = ("search.trials", "evaluation.repeats")
+# Compared pairing by pairing below: a model or dataset added is simply run.
+PER_PAIRING = ("models", "datasets", "search_space", "overrides", "model_budgets")
+BUDGET_FIELDS = ("epochs", "batch_size", "patience")
+
+
+def check_extension(saved: BenchmarkConfig, new: BenchmarkConfig, source: str) -> None:
+    """Refuse, in one line naming the key, a `new` definition whose rows would not compare
+    with those of the run made with `saved`."""
+    old_flat, new_flat = _flat(saved.model_dump(mode="json")), _flat(new.model_dump(mode="json"))
+    for key in sorted(old_flat.keys() | new_flat.keys()):
+        if _under(key, FREE + PER_PAIRING):
+            continue
+        _compare(key, old_flat.get(key), new_flat.get(key), source)
+    old_datasets = {d.key: d for d in saved.datasets}
+    for dataset in new.datasets:
+        if dataset.key in old_datasets:
+            _compare_dataset(old_datasets[dataset.key], dataset, source)
+    for model, dataset in new.pairings():
+        if model in saved.models and dataset.key in old_datasets:
+            _compare_pairing(saved, new, model, dataset.key, source)
+
+
+def _compare(key: str, old: Any, new: Any, source: str, grows: bool = False) -> None:
+    if (grows or key in GROWING) and old is not None and new is not None:
+        if new < old:
+            raise ConfigError(
+                f"{source}: {key} is {new}, fewer than the run's {old}; an extended run can "
+                f"only add to it: ask for {old} or more"
+            )
+        return
+    if old != new:
+        raise ConfigError(
+            f"{source}: {key} is {_shown(new)}, the run had {_shown(old)}; the new rows would "
+            f"not compare with the run's: put it back, or start a new run (drop --resume)"
+        )
+
+
+def _compare_dataset(old: DatasetConfig, new: DatasetConfig, source: str) -> None:
+    before = old.model_dump(mode="json")
+    after = new.model_dump(mode="json")
+    for option in sorted(before.keys() | after.keys()):
+        _compare(f"datasets.{new.key}.{option}", before.get(option), after.get(option), source)
+
+
+def _compare_pairing(
+    saved: BenchmarkConfig, new: BenchmarkConfig, model: str, dataset: str, source: str
+) -> None:
+    """The pairing's effective space and budget (shared, overridden or its model's own)."""
+    old_space = {k: v.model_dump(mode="json") for k, v in saved.space_for(model, dataset).items()}
+    new_space = {k: v.model_dump(mode="json") for k, v in new.space_for(model, dataset).items()}
+    for param in sorted(old_space.keys() | new_space.keys()):
+        where = f"the search space of {model}@{dataset}: {param}"
+        _compare(where, old_space.get(param), new_space.get(param), source)
+    old_budget, new_budget = saved.budget_for(model), new.budget_for(model)
+    prefix = f"model_budgets.{model}" if model in new.model_budgets else "budget"
+    for field in BUDGET_FIELDS:
+        key = f"{prefix}.{field}"
+        _compare(key, getattr(old_budget, field), getattr(new_budget, field), source)
+    key = f"model_budgets.{model}.trials" if model in new.model_budgets else "search.trials"
+    _compare(key, old_budget.trials, new_budget.trials, source, grows=True)
+
+
+def _flat(raw: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys (lists are values)."""
+    if not isinstance(raw, dict) or not raw:
+        return {prefix: raw} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)

@@ -1,0 +1,125 @@
+"""Each pairing's Optuna study kept in the run folder's journal: optuna.load_study opens it and
+it holds what trials.parquet holds; a resumed run continues it (trials the stopped run never
+told are told from their rows, or failed); a journal that lags its rows is rebuilt."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from bench.config import CVConfig, ParamSpec, SearchConfig
+from bench.plan import standalone_plan
+from bench.results.store import RunStore
+from bench.testing.rows import sparse_row
+from bench.tune.jobs import COMPLETE_FLAG, PairingJob
+from bench.tune.pairing import PairingSearch, stored_trials
+from bench.tune.studies import STUDIES_FILE, StudyJournal
+
+SPACE = {
+    "lr": ParamSpec(type="loguniform", low=1e-4, high=1e-1),
+    "hidden_dim": ParamSpec(type="choice", values=[32, 64]),
+    "depth": ParamSpec(type="fixed", value=2),
+}
+States = optuna.trial.TrialState
+NAME = "mlp@digits.r0"
+
+
+def job(trials=4, batch=0, restarts=None):
+    plan = standalone_plan("mlp", "digits", {"search.trials": trials}, run_id="r")
+    search = SearchConfig(trials=trials, sampler="tpe", seed=0, batch=batch)
+    plan = dataclasses.replace(plan, space=SPACE, search=search, cv=CVConfig(folds=2))
+    return PairingJob(plan, restarts=restarts or {})
+
+
+def searching(store, trials=4, batch=0, restarts=None):
+    return PairingSearch(
+        job(trials, batch, restarts), 4, stored_trials(store, "mlp@digits.r0"), StudyJournal(store)
+    )
+
+
+def end(store, pairing, trial_id, config, outcome, score=0.5):
+    """A trial's end as Tune reports it; an ok trial's actor wrote its row first."""
+    number = config["trial"]
+    if outcome == "ok":
+        row = sparse_row(
+            "trials",
+            run_id="r",
+            model="mlp",
+            dataset="digits",
+            trial=number,
+            status="ok",
+            score=score,
+            params=json.dumps(config["params"]),
+        )
+        store.write_table("trials", [row], f"parts/trials/{NAME}/{number:05d}.parquet")
+        fold = sparse_row("folds", run_id="r", trial=number, best_epoch=2)
+        store.write_table("folds", [fold], f"parts/folds/{NAME}/{number:05d}.parquet")
+    result = {"score": score, "epoch": 2, COMPLETE_FLAG: outcome == "ok"}
+    pairing.trial_ended(store, trial_id, result, "boom" if outcome == "failed" else None)
+
+
+def load(store):
+    storage = JournalStorage(JournalFileBackend(store.file(STUDIES_FILE)))
+    return optuna.load_study(study_name=NAME, storage=storage)
+
+
+def test_optuna_load_study_opens_what_trials_parquet_holds(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    pairing = searching(store)
+    outcomes = ["ok", "pruned", "failed", "ok"]
+    for i, outcome in enumerate(outcomes):
+        end(store, pairing, f"t{i}", pairing.ask(f"t{i}"), outcome, score=0.1 * (i + 1))
+    pairing.finish_search(store)
+    rows = store.read_table(f"parts/trials_all/{NAME}.parquet").to_pylist()
+    study = load(store)
+    assert [t.number for t in study.trials] == [r["trial"] for r in rows] == [0, 1, 2, 3]
+    states = {"ok": States.COMPLETE, "pruned": States.PRUNED, "failed": States.FAIL}
+    assert [t.state for t in study.trials] == [states[r["status"]] for r in rows]
+    for trial, row in zip(study.trials, rows, strict=True):
+        searched = {k: v for k, v in json.loads(row["params"]).items() if k != "depth"}
+        assert trial.params == pytest.approx(searched)
+        if row["status"] == "ok":
+            assert trial.value == pytest.approx(row["score"])
+    assert study.best_trial.number == 3 and study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_a_resumed_search_continues_the_stored_study(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    first = searching(store, trials=6, batch=3)
+    configs = [first.ask(f"t{i}") for i in range(3)]
+    end(store, first, "t0", configs[0], "ok", score=0.7)  # its batch untold when stopped
+    end(store, first, "t1", configs[1], "pruned")
+    # ... the run is killed here: trial 2 never ended, trials 0 and 1 were never told
+    assert [t.state for t in load(store).trials] == [States.RUNNING] * 3
+    second = searching(store, trials=6, batch=3)
+    assert second.budget == 4  # 6, less the two that ended
+    study = load(store)
+    assert [t.state for t in study.trials] == [States.COMPLETE, States.PRUNED, States.FAIL]
+    assert study.trials[0].value == pytest.approx(0.7)
+    assert second.ask("t3")["trial"] == 3  # numbers go on after the cut-off trial's
+
+
+def test_a_journal_behind_its_rows_is_built_again_from_them(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    first = searching(store)
+    end(store, first, "t0", first.ask("t0"), "ok", score=0.4)
+    (tmp_path / "run" / STUDIES_FILE).unlink()  # e.g. a remote copy uploaded before trial 0
+    again = searching(store)
+    assert [(t.number, t.state) for t in load(store).trials] == [(0, States.COMPLETE)]
+    assert again.best_score == pytest.approx(0.4) and again.budget == 3
+
+
+def test_a_restart_queued_by_an_earlier_resume_is_not_queued_twice(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    params = json.dumps({"depth": 2, "hidden_dim": 32, "lr": 0.01}, sort_keys=True)
+    restarts = {params: "tune/search/mlp@digits.r0-trial_00000/checkpoint_000001/cv_state.pt"}
+    searching(store, restarts=restarts)  # queued, then stopped before it was asked
+    pairing = searching(store, restarts=restarts)
+    waiting = [t for t in load(store).trials if t.state == States.WAITING]
+    assert len(waiting) == 1
+    assert pairing.ask("t")["params"]["lr"] == pytest.approx(0.01)
