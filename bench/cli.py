@@ -29,26 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("benchmark", nargs="?", help=f"YAML file (default: {DEFAULT_BENCHMARK})")
     _add_run_flags(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
-    run.add_argument(
-        "--resume",
-        nargs="?",
-        const=LATEST,
-        metavar="RUN_DIR",
-        help="continue an interrupted run (default: the newest run of this benchmark)",
-    )
+    _add_resume(run, "continue or extend a run (default: the newest run of this benchmark)")
 
     submit = commands.add_parser("submit", help="submit a benchmark to a Ray cluster as a job")
     submit.add_argument("benchmark", help="YAML file")
     _add_run_flags(submit)
     _add_address(submit)
     submit.add_argument("--wait", action="store_true", help="follow the logs until the job ends")
-    submit.add_argument(
-        "--resume",
-        nargs="?",
-        const=LATEST,
-        metavar="RUN_DIR",
-        help="continue an interrupted run on the cluster's storage",
-    )
+    _add_resume(submit, "continue or extend a run on the cluster's storage")
     submit.add_argument(
         "--ship-source",
         action="store_true",
@@ -143,6 +131,10 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
         help="override any key of the definition, e.g. --set datasets.0.path=~/photos "
         "--set search_space.hflip=[0.0,0.5] (value read as YAML; repeatable)",
     )
+
+
+def _add_resume(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--resume", nargs="?", const=LATEST, metavar="RUN_DIR", help=help_text)
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:

@@ -75,10 +75,8 @@ class PairingSearch:
         seed = search.seed + plan.repeat + len(prior)
         sampler = make_sampler(search.sampler, space, seed)
         self.studies = studies if plan.searches else None  # a refit-only repeat asks nothing
-        if self.studies is None:
-            self.study = open_study(None, self.name, space, self.objective, sampler, prior)
-        else:
-            self.study = self.studies.open(self.name, space, self.objective, sampler, prior)
+        storage = self.studies.storage if self.studies else None  # None: in memory
+        self.study = open_study(storage, self.name, space, self.objective, sampler, prior)
         self._enqueue_restarts(job.restarts)
         self.handed, self.live = 0, {}
         # Fixed batches (search.batch; 0: none): a batch is asked only once every trial of the

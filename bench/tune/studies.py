@@ -53,17 +53,6 @@ class StudyJournal:
         self.storage = JournalStorage(JournalFileBackend(self.path))
         self.uploaded = time.monotonic()
 
-    def open(
-        self,
-        name: str,
-        space: SearchSpace,
-        objective: Objective,
-        sampler: optuna.samplers.BaseSampler,
-        rows: Sequence[dict[str, Any]],
-    ) -> optuna.Study:
-        """The pairing's study as the journal holds it, reconciled with its trial rows."""
-        return open_study(self.storage, name, space, objective, sampler, rows)
-
     def sync(self, force: bool = False) -> None:
         """Upload the scratch journal of a remote run folder (every so often, or now)."""
         due = force or time.monotonic() - self.uploaded > UPLOAD_EVERY_SECONDS
