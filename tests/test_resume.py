@@ -19,6 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 from bench.testing.rows import comparable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
+TRIALS = 4  # 2 finish before the kill, 1 is cut off (and continued), 1 runs after
 
 
 def write_benchmark(tmp_path: Path) -> Path:
@@ -30,7 +31,7 @@ def write_benchmark(tmp_path: Path) -> Path:
                 "models": ["mlp"],
                 "datasets": ["digits"],
                 "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
-                "search": {"trials": 6, "max_concurrent_trials": 1},
+                "search": {"trials": TRIALS, "max_concurrent_trials": 1},
                 "cv": {"folds": 2},
                 "evaluation": {"repeats": 2},  # repeat 1 refits repeat 0's choice on resume
                 "budget": {"epochs": 40, "checkpoint_every": 1},  # a trial lasts seconds
@@ -106,7 +107,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert len(trials) == trials.trial.nunique() == 6 and set(trials.status) == {"ok"}
+    assert len(trials) == trials.trial.nunique() == TRIALS and set(trials.status) == {"ok"}
     # the study goes on where the killed run left it: the cut-off trial is a failed trial of
     # the study (it never ended) and ran again under the next number
     study = optuna.load_study(
@@ -124,9 +125,9 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     again = trials[trials.params.map(json.loads) == cut_off]
     assert len(again) == 1 and again.resumed_from_epoch.iloc[0] >= 1
     folds = pd.read_parquet(run_dir / "folds.parquet")
-    assert len(folds) == 6 * 2 and folds.groupby("trial").size().eq(2).all()
+    assert len(folds) == TRIALS * 2 and folds.groupby("trial").size().eq(2).all()
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    assert board.status.tolist() == ["ok"] and board.num_trials.tolist() == [6]
+    assert board.status.tolist() == ["ok"] and board.num_trials.tolist() == [TRIALS]
     replicates = pd.read_parquet(run_dir / "replicates.parquet")
     assert replicates["repeat"].tolist() == [0, 1] and replicates.best_trial.nunique() == 1
     assert len(list(tmp_path.glob("results/resumable/*"))) == 1  # resumed in place

@@ -21,7 +21,11 @@ from bench.train.inputs import InputAdapter
 
 # Runs are capped by count and by time, so timing a VGG on one CPU core costs seconds, not
 # minutes: at least MIN_RUNS timed runs, then up to the count while within the budget.
-WARMUP_RUNS = 3
+WARMUP_RUNS = 3  # before the latency runs
+# Before the throughput runs the model is warm from the latency runs: one pass lets the
+# allocator and the kernels (cuDNN's autotuner) settle on the larger batch's shape. (Three
+# cost a VGG-16 at batch 16 on one CPU core some 10 s more, for no change in its figure.)
+THROUGHPUT_WARMUP_RUNS = 1
 LATENCY_RUNS = 30
 THROUGHPUT_RUNS = 5
 MIN_RUNS = 3
@@ -76,10 +80,10 @@ def measure_deployment(
 
     with torch.inference_mode():
         macs = count_macs(model, adapter(batch[:1]))
-        one = _timings(forward, batch[:1], device, LATENCY_RUNS)
+        one = _timings(forward, batch[:1], device, LATENCY_RUNS, WARMUP_RUNS)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        many = _timings(forward, batch, device, THROUGHPUT_RUNS)
+        many = _timings(forward, batch, device, THROUGHPUT_RUNS, THROUGHPUT_WARMUP_RUNS)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     return DeploymentCost(
@@ -105,10 +109,12 @@ def count_macs(model: nn.Module, one_input: torch.Tensor) -> float:
     return counter.get_total_flops() / 2
 
 
-def _timings(forward, batch: torch.Tensor, device: torch.device, runs: int) -> np.ndarray:
-    """Seconds of each timed forward pass after WARMUP_RUNS untimed ones: `runs` of them, or
+def _timings(
+    forward, batch: torch.Tensor, device: torch.device, runs: int, warmups: int
+) -> np.ndarray:
+    """Seconds of each timed forward pass after `warmups` untimed ones: `runs` of them, or
     fewer (MIN_RUNS at least) once BUDGET_SECONDS are spent."""
-    for _ in range(WARMUP_RUNS):
+    for _ in range(warmups):
         forward(batch)
     seconds: list[float] = []
     while len(seconds) < runs and (len(seconds) < MIN_RUNS or sum(seconds) < BUDGET_SECONDS):

@@ -68,7 +68,8 @@ def test_timed_runs_stop_at_the_budget_but_not_below_the_minimum():
         calls.append(1)
         time.sleep(BUDGET_SECONDS / 2)
 
-    seconds = _timings(slow, torch.zeros(1), torch.device("cpu"), runs=30)
+    seconds = _timings(slow, torch.zeros(1), torch.device("cpu"), runs=30, warmups=1)
     assert len(seconds) == MIN_RUNS  # 3 x half the budget: over it after the minimum
-    fast = _timings(lambda batch: None, torch.zeros(1), torch.device("cpu"), runs=30)
+    assert len(calls) == MIN_RUNS + 1  # the warm-up is not timed
+    fast = _timings(lambda batch: None, torch.zeros(1), torch.device("cpu"), runs=30, warmups=3)
     assert len(fast) == 30

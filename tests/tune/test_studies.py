@@ -123,3 +123,18 @@ def test_a_restart_queued_by_an_earlier_resume_is_not_queued_twice(tmp_path):
     waiting = [t for t in load(store).trials if t.state == States.WAITING]
     assert len(waiting) == 1
     assert pairing.ask("t")["params"]["lr"] == pytest.approx(0.01)
+
+
+def test_a_remote_run_folder_gets_the_journal_and_a_resume_reads_it_back():
+    store = RunStore("mock:///results/b/run")  # an in-memory stand-in for s3://
+    journal = StudyJournal(store)
+    assert journal.remote and not journal.path.startswith("/results")  # a local scratch copy
+    first = PairingSearch(job(), 4, [], journal)
+    end(store, first, "t0", first.ask("t0"), "ok", score=0.6)
+    assert not store.exists(STUDIES_FILE)  # uploaded every 30 s, not per trial ...
+    journal.close()  # ... and at the end of the run
+    assert store.exists(STUDIES_FILE)
+    again = StudyJournal(store)  # a resumed run downloads it
+    resumed = PairingSearch(job(), 4, stored_trials(store, NAME), again)
+    assert [(t.number, t.value) for t in resumed.study.trials] == [(0, pytest.approx(0.6))]
+    assert resumed.ask("t1")["trial"] == 1
