@@ -56,8 +56,8 @@ def _compare(key: str, old: Any, new: Any, source: str, grows: bool = False) -> 
         return
     if old != new:
         raise ConfigError(
-            f"{source}: {key} is {_shown(new)}, the run had {_shown(old)}; the new rows would "
-            f"not compare with the run's: put it back, or start a new run (drop --resume)"
+            f"{source}: {_change(key, old, new)}; the new rows would not compare with the "
+            f"run's: put it back, or start a new run (drop --resume)"
         )
 
 
@@ -100,5 +100,9 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(f"{p}.") for p in prefixes)
 
 
-def _shown(value: Any) -> str:
-    return "unset" if value is None else str(value)
+def _change(key: str, old: Any, new: Any) -> str:
+    if old is None:
+        return f"{key} is {new}, the run left it unset"
+    if new is None:
+        return f"{key} is unset, the run had {old}"
+    return f"{key} is {new}, the run had {old}"

@@ -58,7 +58,12 @@ def test_what_extends_a_run(changes):
             {"search_space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}},
             "the search space of mlp@digits: lr",
         ),
-        ({"overrides": {"mlp": {"weight_decay": 0.01}}}, "mlp@digits: weight_decay"),
+        ({"overrides": {"mlp": {"weight_decay": 0.01}}}, "mlp@digits: weight_decay is "),
+        ({"datasets": ["digits"]}, "datasets.digits.image_size is unset, the run had 8"),
+        (
+            {"search": {"trials": 4, "seed": 0, "asha": {"grace_period": 1}}},
+            "search.asha.grace_period is 1, the run left it unset",
+        ),
         ({"model_budgets": {"mlp": {"epochs": 9}}}, "model_budgets.mlp.epochs is 9"),
         ({"model_budgets": {"mlp": {"trials": 3}}}, "model_budgets.mlp.trials is 3, fewer"),
     ],
