@@ -221,7 +221,7 @@ def plan_pairings(
         for job in jobs
     ]
     if config.evaluation.search == "once":
-        _follow_repeat_zero(searches, store)
+        _follow_repeat_zero(searches, store, finished)
     return searches
 
 
@@ -233,9 +233,12 @@ def finished_repeats(store: RunStore) -> dict[str, dict[str, Any]]:
     }
 
 
-def _follow_repeat_zero(searches: list[PairingSearch], store: RunStore) -> None:
+def _follow_repeat_zero(
+    searches: list[PairingSearch], store: RunStore, finished: Mapping[str, dict[str, Any]]
+) -> None:
     """Each repeat past 0 follows its pairing's repeat-0 search; when that finished in an
-    interrupted run, its stored choice is refit now (or its failure handed on)."""
+    interrupted run (`finished`: the stored replicate rows by part name), its stored choice is
+    refit now (or its failure handed on)."""
     leaders = {(p.job.plan.model, p.job.dataset): p for p in searches if p.job.plan.repeat == 0}
     for follower in (p for p in searches if p.job.plan.repeat > 0):
         leader = leaders.get((follower.job.plan.model, follower.job.dataset))
@@ -243,9 +246,7 @@ def _follow_repeat_zero(searches: list[PairingSearch], store: RunStore) -> None:
             leader.followers.append(follower)
             continue
         plan = dataclasses.replace(follower.job.plan, repeat=0)
-        (row,) = store.read_table(
-            f"{REPLICATE_PARTS}/{part_name(plan.pairing)}.parquet"
-        ).to_pylist()
+        row = finished[part_name(plan.pairing)]
         if row["status"] == "ok":
             follower.follow(row)
         else:

@@ -8,6 +8,7 @@ the key and the fix, with the closest known name suggested."""
 from bench.config.extension import check_extension
 from bench.config.loading import (
     apply_overrides,
+    dotted_keys,
     load_benchmark,
     parse_assignments,
     to_yaml,
@@ -45,6 +46,7 @@ __all__ = [
     "SearchSpace",
     "apply_overrides",
     "check_extension",
+    "dotted_keys",
     "load_benchmark",
     "parse_assignments",
     "to_yaml",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.config.loading import dotted_keys
 from bench.config.schema import BenchmarkConfig, DatasetConfig
 from bench.errors import ConfigError
 
@@ -32,7 +33,8 @@ BUDGET_FIELDS = ("epochs", "batch_size", "patience")
 def check_extension(saved: BenchmarkConfig, new: BenchmarkConfig, source: str) -> None:
     """Refuse, in one line naming the key, a `new` definition whose rows would not compare
     with those of the run made with `saved`."""
-    old_flat, new_flat = _flat(saved.model_dump(mode="json")), _flat(new.model_dump(mode="json"))
+    old_flat = dotted_keys(saved.model_dump(mode="json"))
+    new_flat = dotted_keys(new.model_dump(mode="json"))
     for key in sorted(old_flat.keys() | new_flat.keys()):
         if _under(key, FREE + PER_PAIRING):
             continue
@@ -84,16 +86,6 @@ def _compare_pairing(
         _compare(key, getattr(old_budget, field), getattr(new_budget, field), source)
     key = f"model_budgets.{model}.trials" if model in new.model_budgets else "search.trials"
     _compare(key, old_budget.trials, new_budget.trials, source, grows=True)
-
-
-def _flat(raw: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as dotted keys (lists are values)."""
-    if not isinstance(raw, dict) or not raw:
-        return {prefix: raw} if prefix else {}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:

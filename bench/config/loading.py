@@ -52,6 +52,20 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
             raise ConfigError(f"--set {dotted}: '{leaf}' is inside a plain value; fix the key")
 
 
+def dotted_keys(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A definition's values by dotted key (`search.trials`, `datasets.0.name`), the keys
+    `apply_overrides` takes: mappings, and lists holding mappings or lists, are descended;
+    other lists are values."""
+    nested = isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+    if not (isinstance(value, dict) or nested):
+        return {prefix: value}
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    out: dict[str, Any] = {}
+    for key, inner in items:
+        out.update(dotted_keys(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def _child(node: Any, key: str, dotted: str) -> Any:
     if isinstance(node, list):
         index = _index(node, key, dotted)

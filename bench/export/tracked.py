@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from bench.config import dotted_keys
 from bench.metrics import METRIC_NAMES
 from bench.results.schema import LEADERBOARD
 from bench.results.store import MODELS_FOLDER, RunStore, kept_folder
@@ -171,18 +172,10 @@ def _csv_cell(text: str) -> str:
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if re.search(r'[,"\n]', text) else text
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+def flatten(value: Any) -> dict[str, str]:
     """A definition as parameters: nested keys dotted (`search.trials`, `datasets.0.name`),
     lists of plain values as JSON."""
-    if isinstance(value, dict) or (
-        isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
-    ):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        out: dict[str, str] = {}
-        for key, inner in items:
-            out.update(flatten(inner, f"{prefix}{key}."))
-        return out
-    return {tracker_name(prefix.rstrip(".")): _text(value)[:MAX_VALUE]}
+    return {tracker_name(k): _text(v)[:MAX_VALUE] for k, v in dotted_keys(value).items()}
 
 
 def _text(value: Any) -> str:

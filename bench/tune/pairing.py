@@ -24,7 +24,7 @@ from bench.train.task import refit_epochs
 from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
 from bench.tune.refit import REFIT_COLUMNS, REFIT_PARTS
 from bench.tune.space import distributions, grid_size, make_sampler, sample_params
-from bench.tune.studies import States, StudyJournal, open_study
+from bench.tune.studies import States, StudyJournal, open_study, told
 from bench.tune.trial import read_checkpoint
 
 # A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written);
@@ -83,7 +83,7 @@ class PairingSearch:
         # previous one is told, and its results are told in trial order, so proposals depend
         # on the seed and the results, never on which trial finished first.
         self.batch, self.in_batch = search.batch, 0
-        self.untold: list[tuple[int, optuna.trial.Trial, dict[str, Any]]] = []
+        self.untold: list[tuple[int, optuna.trial.Trial, tuple[States, float | None]]] = []
         statuses = [r["status"] for r in prior]
         self.progress = {
             "done": len(prior),
@@ -148,13 +148,14 @@ class PairingSearch:
         handed = self.live.pop(trial_id)
         score = result.get("score", math.nan)
         if error is not None:
-            status, told = "failed", {"state": States.FAIL}
+            status = "failed"
         elif result.get(COMPLETE_FLAG):
-            status, told = "ok", {"value": score}  # NaN: Optuna records it as failed
+            status = "ok"
             self.best_score = self.objective.best([self.best_score, score])
         else:  # stopped early by ASHA: its last score is partial, not a finished value
-            status, told = "pruned", {"state": States.PRUNED}
-        self.untold.append((handed.number, handed.optuna_trial, told))
+            status = "pruned"
+        state, value = told({"status": status, "score": score})  # as a resume tells it
+        self.untold.append((handed.number, handed.optuna_trial, (state, value)))
         self._tell_finished_batch()
         self.progress["done"] += 1
         if status == "ok":
@@ -186,8 +187,8 @@ class PairingSearch:
         complete = self.in_batch >= self.batch or self.handed >= self.budget
         if self.batch and (self.live or not complete):
             return
-        for _, trial, told in sorted(self.untold, key=lambda t: t[0]):
-            tell(self.study, trial, told.get("value"), state=told.get("state"))
+        for _, trial, (state, value) in sorted(self.untold, key=lambda t: t[0]):
+            tell(self.study, trial, value, state=state)
         self.untold, self.in_batch = [], 0
         if self.studies is not None:
             self.studies.sync()
