@@ -73,6 +73,10 @@ class PairingPlan:
         return self.resources.workers
 
     @property
+    def loader_workers(self) -> int:
+        return self.resources.loader_workers
+
+    @property
     def precision(self) -> str:
         return self.resources.precision
 

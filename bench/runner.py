@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import driver, environment
 from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
+from bench.data.loaders import Decoding
 from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError
 from bench.plan import resolve_pairings
@@ -24,7 +25,7 @@ from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
 from bench.results.schema import SCHEMA_VERSION, to_table
 from bench.results.store import RunStore, part_name
-from bench.tune.datasets import DatasetPool
+from bench.tune.datasets import DatasetPool, ray_tasks
 from bench.tune.jobs import PairingJob, TrialPlan
 from bench.tune.pairing import (
     REPLICATE_PARTS,
@@ -156,12 +157,15 @@ def search_all(
     Ctrl-C what finished is merged and the resume command raised."""
     progress = open_progress(echo, {p.name: trial_cost(p.job) for p in pairings})
     datasets = DatasetPool(
-        lambda key: load_dataset_for_run(config, store, key, progress.echo),
+        lambda key: load_dataset_for_run(
+            config, store, key, progress.echo, Decoding(ray_tasks, progress.echo)
+        ),
         [p.job.dataset for p in pairings],
     )
     run = SearchRun(pairings, datasets, store, Capacity(driver.alive_nodes), progress)
     progress.start()
     try:
+        datasets.prepare()
         run_search(
             run,
             TrialPlan(store.uri, {p.name: p.job for p in pairings}, datasets.shelf),
@@ -275,14 +279,20 @@ def experiment_name(store: RunStore) -> str:
 
 
 def load_dataset_for_run(
-    config: BenchmarkConfig, store: RunStore, key: str, echo: Print
+    config: BenchmarkConfig,
+    store: RunStore,
+    key: str,
+    echo: Print,
+    decoding: Decoding | None = None,
 ) -> list[Any]:
-    """One dataset decoded, each repeat's splits saved with the run (a resumed run checks that
-    it derived the very same ones), its fingerprint attached and its skipped files listed."""
+    """One dataset read from the image cache (decoded into it first, on first use), each
+    repeat's splits saved with the run (a resumed run checks that it derived the very same
+    ones), its fingerprint attached and its skipped files listed."""
     dataset = next(d for d in config.datasets if d.key == key)
     cv = config.cv
+    decoding = decoding or Decoding(echo=echo)
     repeats = load_replicates(
-        dataset, cv.folds, cv.test_fraction, cv.seed, config.evaluation.repeats
+        dataset, cv.folds, cv.test_fraction, cv.seed, config.evaluation.repeats, decoding
     )
     first = repeats[0]
     echo(

@@ -12,6 +12,8 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # torchvision's weight cache for this session only (set before Ray starts, so its workers
 # see it too): tests write the "downloaded" ImageNet files there, never into a user's cache.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="bench-tests-torch-home-")
+# The image cache likewise: the tests' decoded datasets never land in (or come from) a user's.
+os.environ["BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-tests-image-cache-")
 
 
 @pytest.fixture(scope="session")

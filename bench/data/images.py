@@ -1,4 +1,5 @@
-"""In-memory image sets: uint8 NCHW arrays, decoded once and shared by every trial."""
+"""Image sets as trials see them: uint8 NCHW images (views of the image cache, bench.data.cache,
+or arrays in memory), labels, and each repeat's test split and folds as index arrays."""
 
 from __future__ import annotations
 
@@ -6,16 +7,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.data.rows import ImageRows
+
+# uint8 (N, C, H, W): an array in memory, or rows of the image cache read on demand
+Images = np.ndarray | ImageRows
+
+
+def take(images: Images, index: np.ndarray) -> Images:
+    """The images `index` selects: a view for cache rows (no pixels copied), else a copy."""
+    return images.take(index) if isinstance(images, ImageRows) else images[index]
+
 
 @dataclass
 class LoadedImages:
     """What a loader returns: the training images and, when the dataset has one, its test split."""
 
     classes: list[str]
-    x: np.ndarray  # uint8 (N, C, H, W)
+    x: Images  # uint8 (N, C, H, W)
     y: np.ndarray  # int64 (N,)
-    test_x: np.ndarray | None = None
+    test_x: Images | None = None
     test_y: np.ndarray | None = None
+    # pixel_sums of x, where the cache already has them (no second pass over the images)
+    sums: np.ndarray | None = None
     # Files left out with on_bad_image: skip, each with the reason.
     skipped: list[str] = field(default_factory=list)
     # Files that are not images (no image suffix, hidden), left out as torchvision does.
@@ -28,9 +41,9 @@ class ImageData:
 
     name: str
     classes: list[str]
-    train_x: np.ndarray
+    train_x: Images
     train_y: np.ndarray
-    test_x: np.ndarray
+    test_x: Images
     test_y: np.ndarray
     official_test: bool
     # Indices into the loader's pool when the test split was held out by bench (else None).

@@ -3,16 +3,31 @@ them) and ImageFolder trees. Each returns uint8 NCHW arrays; errors say which fi
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from bench.data.images import LoadedImages, resize_uint8, to_uint8_nchw
+from bench.data.cache import (
+    CHUNK_IMAGES,
+    ArrayChunk,
+    CacheEntry,
+    Echo,
+    FileChunk,
+    ImageSource,
+    Mapper,
+    cached,
+    file_identity,
+)
+from bench.data.decode import first_line
+from bench.data.images import LoadedImages, to_uint8_nchw
 from bench.data.remote import materialize
+from bench.data.rows import ImageRows
 from bench.errors import DataError
 
 IMAGE_SUFFIXES = {
@@ -36,6 +51,20 @@ MNIST_FILES = [
 CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
 
+ARRAY_CHUNK = 4096  # images resized at once from an in-memory dataset, at most
+
+
+@dataclass
+class Decoding:
+    """How a loader decodes what the cache lacks: `mapper` runs the decode chunks (threads
+    here; Ray tasks across the node's CPUs in a run), `echo` shows progress; `entries`
+    collects the cache entries read (how many images were decoded, and how fast)."""
+
+    mapper: Mapper | None = None
+    echo: Echo | None = None
+    entries: list[CacheEntry] = field(default_factory=list)
+
+
 def default_root() -> Path:
     return Path(os.environ.get("BENCH_DATA_DIR", "~/.cache/bench/datasets")).expanduser()
 
@@ -44,27 +73,109 @@ def _root(options: Any) -> Path:
     return materialize(options.root) if options.root else default_root()
 
 
-def _resized(images: LoadedImages, options: Any) -> LoadedImages:
-    side = getattr(options, "image_size", None)
-    if side:
-        images.x = resize_uint8(images.x, side)
-        if images.test_x is not None:
-            images.test_x = resize_uint8(images.test_x, side)
-    return images
+def _from_arrays(
+    options: Any,
+    identity: str,
+    classes: list[str],
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+    decoding: Decoding | None,
+) -> LoadedImages:
+    """A dataset held as arrays in its own files (digits, MNIST, CIFAR-10): resized into the
+    image cache chunk by chunk (in this process: a resize, no decode), then read from it."""
+    x, y, test_x, test_y = arrays
+    side = options.image_size or x.shape[2]
+    images = x if test_x is None else np.concatenate([x, test_x])
+    labels = y if test_y is None else np.concatenate([y, test_y])
+    # a chunk's float copies while resizing stay near 64 MB (CIFAR-10 at 224 px: 256 images)
+    step = int(np.clip((64 << 20) // (4 * images.shape[1] * side * side), 256, ARRAY_CHUNK))
+    chunks = [
+        ArrayChunk(start, images[start : start + step], side)
+        for start in range(0, len(images), step)
+    ]
+    source = ImageSource(
+        options.name,
+        identity,
+        classes,
+        labels,
+        len(x),
+        test_x is not None,
+        images.shape[1],
+        side,
+        chunks,
+        in_process=True,
+        origin=origin_of(options),
+    )
+    return from_cache(source, decoding)
 
 
-def load_digits(options: Any) -> LoadedImages:
+def from_cache(source: ImageSource, decoding: Decoding | None, skip_bad: bool = False):
+    """The source's rows read from its cache entry (built first where needed): the training
+    pool and the official test split as views, unreadable images named or left out."""
+    decoding = decoding or Decoding()
+    entry = cached(source, decoding.mapper, decoding.echo)
+    decoding.entries.append(entry)
+    bad = entry.bad
+    if bad and not skip_bad:
+        shown = list(bad.values())
+        listed = "; ".join(shown[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise DataError(
+            f"dataset '{source.name}': {len(bad)} unreadable file(s): {listed}; remove or "
+            f"replace them, or set on_bad_image: skip"
+        )
+    rows = np.setdiff1d(np.arange(len(entry.labels)), np.fromiter(bad, dtype=np.int64))
+    pool, test = rows[rows < entry.pool], rows[rows >= entry.pool]
+    _check_classes(source, entry, pool)
+    loaded = LoadedImages(
+        entry.classes,
+        ImageRows(entry.images, pool),
+        entry.labels[pool],
+        sums=entry.sums[pool],
+        skipped=list(bad.values()),
+    )
+    if entry.has_test:
+        loaded.test_x, loaded.test_y = ImageRows(entry.images, test), entry.labels[test]
+    return loaded
+
+
+def origin_of(options: Any) -> str:
+    """How a node without the entry makes its own (bench.data.rows.CachedImages): `rebuild`
+    below with the dataset's definition (a config.DatasetConfig's fields); "" for options of
+    another kind."""
+    dump = getattr(options, "model_dump", None)
+    return json.dumps({"rebuild": f"{__name__}:rebuild", "dataset": dump()}) if dump else ""
+
+
+def rebuild(definition: dict[str, Any]) -> None:
+    """Decode a dataset into this node's image cache (threads), from its definition."""
+    LOADERS[definition["name"]](SimpleNamespace(**definition))
+
+
+def _check_classes(source: ImageSource, entry: CacheEntry, pool: np.ndarray) -> None:
+    """Every class keeps a readable image in the training pool (unreadable ones left out)."""
+    counts = np.bincount(entry.labels[pool], minlength=len(entry.classes))
+    empty = [name for name, n in zip(entry.classes, counts, strict=True) if n == 0]
+    if empty:
+        folder = source.notes.get("pool_root", "")
+        raise DataError(
+            f"dataset '{source.name}': class folder {Path(folder, empty[0])} has no readable "
+            "images; add images or remove the folder"
+        )
+
+
+def load_digits(options: Any, decoding: Decoding | None = None) -> LoadedImages:
+    import sklearn
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
     # Pixel intensities are 0..16; stretch them onto the uint8 range every loader uses.
     pixels = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
     classes = [str(c) for c in digits.target_names]
-    loaded = LoadedImages(classes, to_uint8_nchw(pixels), digits.target.astype(np.int64))
-    return _resized(loaded, options)
+    arrays = (to_uint8_nchw(pixels), digits.target.astype(np.int64), None, None)
+    identity = f"sklearn-digits|{sklearn.__version__}"
+    return _from_arrays(options, identity, classes, arrays, decoding)
 
 
-def load_mnist(options: Any) -> LoadedImages:
+def load_mnist(options: Any, decoding: Decoding | None = None) -> LoadedImages:
     from torchvision.datasets import MNIST
 
     root = _root(options)
@@ -74,18 +185,19 @@ def load_mnist(options: Any) -> LoadedImages:
         test = MNIST(str(root), train=False, download=bool(options.download))
     except Exception as exc:  # torchvision raises RuntimeError or URLError; both mean "not here"
         raise DataError(
-            f"dataset 'mnist': cannot read the MNIST files in {raw} ({_first_line(exc)}); "
+            f"dataset 'mnist': cannot read the MNIST files in {raw} ({first_line(exc)}); "
             f"place {', '.join(MNIST_FILES)} there (or their .gz), or set download: true "
             f"on a machine with internet"
         ) from exc
-    loaded = LoadedImages(
-        [str(i) for i in range(10)],
+    arrays = (
         to_uint8_nchw(train.data.numpy()),
         train.targets.numpy().astype(np.int64),
         to_uint8_nchw(test.data.numpy()),
         test.targets.numpy().astype(np.int64),
     )
-    return _resized(loaded, options)
+    identity = "mnist|" + file_identity(raw, sorted(p for p in raw.iterdir() if p.is_file()))
+    classes = [str(i) for i in range(10)]
+    return _from_arrays(options, identity, classes, arrays, decoding)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -113,7 +225,7 @@ def _read_cifar_batch(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
-def load_cifar10(options: Any) -> LoadedImages:
+def load_cifar10(options: Any, decoding: Decoding | None = None) -> LoadedImages:
     root = _root(options)
     folder = root / "cifar-10-batches-py"
     missing = [f for f in CIFAR10_FILES if not (folder / f).is_file()]
@@ -124,7 +236,7 @@ def load_cifar10(options: Any) -> LoadedImages:
             CIFAR10(str(root), train=True, download=True)  # fetches and md5-checks the archive
         except Exception as exc:
             raise DataError(
-                f"dataset 'cifar10': download to {root} failed ({_first_line(exc)}); "
+                f"dataset 'cifar10': download to {root} failed ({first_line(exc)}); "
                 f"fetch cifar-10-python.tar.gz and extract it there"
             ) from exc
         missing = [f for f in CIFAR10_FILES if not (folder / f).is_file()]
@@ -143,33 +255,77 @@ def load_cifar10(options: Any) -> LoadedImages:
     x, y = images_and_labels(CIFAR10_FILES[:5])
     test_x, test_y = images_and_labels(["test_batch"])
     classes = list(_read_cifar_batch(folder / "batches.meta")["label_names"])
-    return _resized(LoadedImages(classes, x, y, test_x, test_y), options)
+    identity = "cifar10|" + file_identity(folder, [folder / name for name in CIFAR10_FILES])
+    arrays = (x, y, test_x, test_y)
+    return _from_arrays(options, identity, classes, arrays, decoding)
 
 
-def load_imagefolder(options: Any) -> LoadedImages:
+def load_imagefolder(options: Any, decoding: Decoding | None = None) -> LoadedImages:
     root = materialize(options.path)
     if not root.is_dir():
         raise DataError(
             f"dataset 'imagefolder': path {root} is not a folder; set path: to your tree"
         )
-    reader = _TreeReader(
-        options.image_size or 64,
-        "L" if options.channels == 1 else "RGB",
-        skip_bad=options.on_bad_image == "skip",
-    )
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        classes, x, y = reader.read(root / "train")
-        test_classes, test_x, test_y = reader.read(root / "test")
+    official = (root / "train").is_dir() and (root / "test").is_dir()
+    pool_root = root / "train" if official else root
+    classes, files, ignored = tree_files(pool_root)
+    labels = [label for label, names in enumerate(files) for _ in names]
+    pool = [path for names in files for path in names]
+    if official:
+        test_classes, test_files, test_ignored = tree_files(root / "test")
         if test_classes != classes:
             raise DataError(
                 f"dataset 'imagefolder': {root}/test has classes {test_classes} but "
                 f"{root}/train has {classes}; give both the same class folders"
             )
-        return LoadedImages(
-            classes, x, y, test_x, test_y, skipped=reader.skipped, ignored=reader.ignored
+        labels += [label for label, names in enumerate(test_files) for _ in names]
+        everything = pool + [path for names in test_files for path in names]
+        ignored += test_ignored
+    else:
+        everything = pool
+    side, mode = options.image_size or 64, "L" if options.channels == 1 else "RGB"
+    chunks = [
+        FileChunk(
+            start, tuple(str(p) for p in everything[start : start + CHUNK_IMAGES]), side, mode
         )
-    classes, x, y = reader.read(root)
-    return LoadedImages(classes, x, y, skipped=reader.skipped, ignored=reader.ignored)
+        for start in range(0, len(everything), CHUNK_IMAGES)
+    ]
+    source = ImageSource(
+        "imagefolder",
+        f"imagefolder|{mode}|" + file_identity(root, everything),
+        classes,
+        np.asarray(labels, dtype=np.int64),
+        len(pool),
+        official,
+        1 if mode == "L" else 3,
+        side,
+        chunks,
+        files=[str(p.relative_to(root)) for p in everything],
+        notes={"pool_root": str(pool_root)},
+        origin=origin_of(options),
+    )
+    loaded = from_cache(source, decoding, skip_bad=options.on_bad_image == "skip")
+    loaded.ignored = [str(p) for p in ignored]
+    return loaded
+
+
+def tree_files(root: Path) -> tuple[list[str], list[list[Path]], list[Path]]:
+    """A class-per-folder tree's classes (sorted), each class's image files, and the files
+    that are not images (left out as torchvision's ImageFolder leaves them)."""
+    classes = class_folders(root)
+    if len(classes) < 2:
+        raise DataError(
+            f"dataset 'imagefolder': {root} has {len(classes)} class folder(s); "
+            f"put each class's images in its own subfolder (at least 2)"
+        )
+    found = [image_files(root / name) for name in classes]
+    for name, (images, _) in zip(classes, found, strict=True):
+        if not images:
+            raise DataError(
+                f"dataset 'imagefolder': class folder {root / name} has no readable images; "
+                "add images or remove the folder"
+            )
+    return classes, [images for images, _ in found], [p for _, others in found for p in others]
 
 
 def class_folders(root: Path) -> list[str]:
@@ -202,66 +358,10 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-class _TreeReader:
-    """Decodes a class-per-folder tree; bad files are all named at once, or skipped and kept
-    in `skipped` (with the reason) when on_bad_image is `skip`."""
-
-    def __init__(self, side: int, mode: str, skip_bad: bool) -> None:
-        self.side, self.mode, self.skip_bad = side, mode, skip_bad
-        self.skipped: list[str] = []
-        self.ignored: list[str] = []  # not images at all: left out without a word
-
-    def read(self, root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-        classes = class_folders(root)
-        if len(classes) < 2:
-            raise DataError(
-                f"dataset 'imagefolder': {root} has {len(classes)} class folder(s); "
-                f"put each class's images in its own subfolder (at least 2)"
-            )
-        found = {name: image_files(root / name) for name in classes}
-        files = {name: images for name, (images, _) in found.items()}
-        self.ignored += [str(p) for _, others in found.values() for p in others]
-        everything = [f for name in classes for f in files[name]]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            decoded = dict(zip(everything, pool.map(self._decode, everything), strict=True))
-        bad = [f"{path} ({why})" for path, (_, why) in decoded.items() if why]
-        if bad and not self.skip_bad:
-            shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise DataError(
-                f"dataset 'imagefolder': {len(bad)} unreadable file(s): {shown}; remove or "
-                f"replace them, or set on_bad_image: skip"
-            )
-        self.skipped += bad
-        pixels, labels = [], []
-        for label, name in enumerate(classes):
-            good = [decoded[f][0] for f in files[name] if decoded[f][1] is None]
-            if not good:
-                raise DataError(
-                    f"dataset 'imagefolder': class folder {root / name} has no readable images; "
-                    "add images or remove the folder"
-                )
-            pixels += good
-            labels += [label] * len(good)
-        return classes, to_uint8_nchw(np.stack(pixels)), np.asarray(labels, dtype=np.int64)
-
-    def _decode(self, path: Path) -> tuple[np.ndarray | None, str | None]:
-        return decode_image(path, self.side, self.mode)
-
-
-def decode_image(path: Path, side: int, mode: str) -> tuple[np.ndarray | None, str | None]:
-    """(H, W[, C]) uint8 pixels of an image file in PIL `mode` (L or RGB) at side x side, and
-    None; or None and why it cannot be read. ImageFolder trees and `bench predict` both
-    decode this way."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode).resize((side, side), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8), None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        return None, f"cannot decode: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+# Dataset name -> its loader (the registry's `load` of each dataset calls the same function).
+LOADERS = {
+    "digits": load_digits,
+    "mnist": load_mnist,
+    "cifar10": load_cifar10,
+    "imagefolder": load_imagefolder,
+}

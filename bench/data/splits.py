@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.images import ImageData, LoadedImages, pixel_sums, stats_of
+from bench.data.images import ImageData, LoadedImages, pixel_sums, stats_of, take
 from bench.errors import ConfigError
 from bench.results.schema import ROWS
 from bench.seeds import split_seed
@@ -44,9 +44,9 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
     return ImageData(
         name,
         loaded.classes,
-        loaded.x[train],
+        take(loaded.x, train),
         loaded.y[train],
-        loaded.x[test],
+        take(loaded.x, test),
         loaded.y[test],
         official_test=False,
         train_index=train,
@@ -92,7 +92,8 @@ def replicates(
 ) -> list[ImageData]:
     """Repeat r's stratified test split (the official one, where the dataset has it) and its k
     folds, for r = 0 .. repeats-1: each repeat draws its own from split_seed(cv_seed, r)."""
-    sums = pixel_sums(loaded.x)  # one pass over the images serves every repeat and fold
+    # one pass over the images (the cache's, made while decoding) serves every repeat and fold
+    sums = pixel_sums(loaded.x) if loaded.sums is None else loaded.sums
     out = []
     for repeat in range(repeats):
         seed = split_seed(cv_seed, repeat)

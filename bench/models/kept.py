@@ -81,8 +81,8 @@ class KeptModel:
     def decode(self, paths: list[Path]) -> np.ndarray:
         """Image files as uint8 NCHW at the dataset's side and channels (ImageFolder's rules);
         a file that does not decode is named in the error."""
+        from bench.data.decode import decode_image
         from bench.data.images import to_uint8_nchw
-        from bench.data.loaders import decode_image
 
         mode = "L" if self.channels == 1 else "RGB"
         pixels = []

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.perf import baselines, batches, gpu, pairings, pipeline, sweeps
+from bench.perf import baselines, batches, data, gpu, pairings, pipeline, sweeps
 from bench.perf.figures import Figure, format_table, write_figures
 
 
@@ -29,6 +29,8 @@ class PerfPlan:
     tree_images: int = 5000
     pipeline_epochs: int = 5
     pairing_counts: tuple[int, ...] = (2, 20, 100)  # tiny pairings per run (section 6)
+    # JPEG trees benchmarked at 224 px (section 8): memory, decode, cache and loader figures
+    data_sizes: tuple[int, ...] = (6000, 24000)
     # `--set` keys on top of --quick's scaled-down default benchmark (section 2); the tests
     # scale it down further
     default_changes: tuple[tuple[str, Any], ...] = ()
@@ -43,6 +45,7 @@ QUICK = PerfPlan(
     tree_images=2000,
     pipeline_epochs=3,
     pairing_counts=(2, 6),
+    data_sizes=(1000, 4000),
 )
 
 
@@ -107,6 +110,8 @@ def run_perf(
         figures += pairings.measure(list(plan.pairing_counts), workdir, echo)
         echo("reproducible search:")
         figures += batches.measure(quick, workdir, echo)
+        echo("real-size data:")
+        figures += data.measure(list(plan.data_sizes), workdir, echo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures.sort(key=lambda f: f.section)

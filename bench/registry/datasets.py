@@ -15,7 +15,8 @@ from bench.registry._registry import Registry
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    # load(options) -> bench.data.images.LoadedImages; options is a config.DatasetConfig
+    # load(options, decoding) -> bench.data.images.LoadedImages, read from the image cache;
+    # options is a config.DatasetConfig, decoding a bench.data.loaders.Decoding (or None)
     load: Callable[[Any], Any]
     # Option keys (besides `name`) this dataset understands, and those it cannot do without.
     options: frozenset[str]
@@ -29,28 +30,28 @@ class DatasetSpec:
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def _load_digits(options):
+def _load_digits(options, decoding=None):
     from bench.data.loaders import load_digits
 
-    return load_digits(options)
+    return load_digits(options, decoding)
 
 
-def _load_mnist(options):
+def _load_mnist(options, decoding=None):
     from bench.data.loaders import load_mnist
 
-    return load_mnist(options)
+    return load_mnist(options, decoding)
 
 
-def _load_cifar10(options):
+def _load_cifar10(options, decoding=None):
     from bench.data.loaders import load_cifar10
 
-    return load_cifar10(options)
+    return load_cifar10(options, decoding)
 
 
-def _load_imagefolder(options):
+def _load_imagefolder(options, decoding=None):
     from bench.data.loaders import load_imagefolder
 
-    return load_imagefolder(options)
+    return load_imagefolder(options, decoding)
 
 
 def _read_labels(options):
@@ -102,12 +103,16 @@ DATASETS.add(
 )
 
 
-def load_replicates(dataset: Any, folds: int, test_fraction: float, seed: int, repeats: int):
-    """A config.DatasetConfig -> its images, decoded once, with each repeat's test split and
-    CV folds (bench.data.splits.replicates): a list of ImageData, one per repeat."""
+def load_replicates(
+    dataset: Any, folds: int, test_fraction: float, seed: int, repeats: int, decoding: Any = None
+):
+    """A config.DatasetConfig -> its images, decoded once into the image cache, with each
+    repeat's test split and CV folds (bench.data.splits.replicates): a list of ImageData, one
+    per repeat, whose images are views of the cache. `decoding`: how to decode what the cache
+    lacks (bench.data.loaders.Decoding; threads by default)."""
     from bench.data.splits import replicates
 
-    loaded = DATASETS.get(dataset.name).load(dataset)
+    loaded = DATASETS.get(dataset.name).load(dataset, decoding)
     return replicates(dataset.key, loaded, repeats, folds, test_fraction, seed)
 
 

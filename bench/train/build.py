@@ -42,6 +42,7 @@ def train_settings(
         seed=plan.seed,
         precision=plan.precision,
         channels_last=plan.channels_last,
+        loader_workers=plan.loader_workers,
     )
 
 

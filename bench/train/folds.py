@@ -203,6 +203,8 @@ def start_run(
         settings.batch_size,
         True,
         derive_seed(settings.seed, *offset, LOADER),
+        settings.loader_workers,
+        pin=device.type == "cuda",
     )
     built = build_model()
     built.module.to(device)

@@ -1,5 +1,6 @@
-"""How stored images reach a model: uint8 batches indexed in memory (on the GPU when they
-fit), and the InputAdapter that scales, resizes or pads, augments and normalizes them."""
+"""How stored images reach a model: uint8 batches gathered from the image cache's pages (or an
+array in memory; on the GPU when they fit), and the InputAdapter that scales, resizes or pads,
+augments and normalizes them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from bench.data.rows import ImageRows
 from bench.models.contract import Preprocessing
 from bench.train.augment import Augmenter
 
@@ -64,11 +66,15 @@ class InputAdapter:
         )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        if len(self.mean) == self.channels and x.shape[1] != self.channels:
-            x = x.expand(-1, self.channels, -1, -1)  # grayscale into RGB-normalized weights
+        """In place where it can be (x is the adapter's own float copy): a 224 px batch is
+        ~40 MB a copy."""
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
+        if len(self.mean) == self.channels and x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)  # grayscale into RGB-normalized weights
+            x = (x - mean) / std  # an expanded view cannot be written to
+        else:
+            x = x.sub_(mean).div_(std)
         return x.expand(-1, self.channels, -1, -1) if x.shape[1] != self.channels else x
 
 
@@ -95,33 +101,51 @@ def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def resident(images: np.ndarray, device: torch.device) -> np.ndarray | torch.Tensor:
-    """The images on `device` when it is a GPU and they fit the budget; else as they are."""
-    if device.type == "cuda" and images.nbytes <= GPU_RESIDENT_BYTES:
+def resident(images: Any, device: torch.device) -> Any:
+    """The images on `device` when it is a GPU and they fit the budget; else as they are.
+    Cache rows are copied over a slice at a time, so the host never holds them all."""
+    if device.type != "cuda" or images.nbytes > GPU_RESIDENT_BYTES:
+        return images
+    if not isinstance(images, ImageRows):
         return as_tensor(images).to(device)
-    return images
+    out = torch.empty(images.shape, dtype=torch.uint8, device=device)
+    step = max(1, (256 * 1024**2) // max(1, int(np.prod(images.shape[1:]))))
+    for start in range(0, len(images), step):
+        out[start : start + step] = torch.from_numpy(images[start : start + step]).to(device)
+    return out
+
+
+def predict_batch_size(images: Any, largest: int = 512) -> int:
+    """Images per inference batch: up to `largest`, fewer for large images, so a batch's float
+    copies stay near 64 MB (512 images at 224 px would take ~300 MB per copy)."""
+    per_image = 4 * int(np.prod(images.shape[1:]))
+    return int(max(16, min(largest, (64 * 1024**2) // max(1, per_image))))
 
 
 class IndexedImages(Dataset):
-    """A view of in-memory images (a host array, or a tensor already on the GPU) through an
-    index, fetched a whole batch at a time."""
+    """A view of images (rows of the image cache, a host array, or a tensor already on the
+    GPU) and their labels through an index, fetched a whole batch at a time."""
 
-    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray, index: np.ndarray):
+    def __init__(self, images: Any, labels: np.ndarray, index: np.ndarray):
+        index = np.asarray(index, dtype=np.int64)
+        rows = index
+        if isinstance(images, ImageRows):  # straight into the cache's pages: nothing copied
+            images, rows = images.array, images.index[index]
         self.images = as_tensor(images)
         device = self.images.device
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
-        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(device)
+        labels = np.asarray(labels, dtype=np.int64)[index]
+        self.labels = torch.from_numpy(labels).to(device)
+        self.rows = torch.from_numpy(rows).to(device)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        j = self.index[i]
-        return self.images[j], self.labels[j]
+        return self.images[self.rows[i]], self.labels[i]
 
     def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.index[torch.as_tensor(positions, device=self.index.device)]
-        return self.images[rows], self.labels[rows]
+        at = torch.as_tensor(positions, device=self.rows.device)
+        return self.images[self.rows[at]], self.labels[at]
 
 
 def _whole_batch(batch: Any) -> Any:
@@ -129,8 +153,28 @@ def _whole_batch(batch: Any) -> Any:
     return batch
 
 
-def make_loader(data: IndexedImages, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def make_loader(
+    data: IndexedImages,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    workers: int = 0,
+    pin: bool = False,
+) -> DataLoader:
+    """Batches in the order the seeded generator draws (the same with or without workers).
+    With `workers`, batches are gathered in that many processes, two batches ahead each;
+    host batches bound for a GPU come in pinned memory, so their copy overlaps compute."""
     generator = torch.Generator().manual_seed(seed)
+    on_host = data.images.device.type == "cpu"
+    workers = workers if on_host else 0  # batches sliced on the GPU need no helpers
     return DataLoader(
-        data, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=_whole_batch
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=_whole_batch,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=workers > 0,
+        pin_memory=pin and on_host,
     )

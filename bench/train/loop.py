@@ -35,7 +35,7 @@ from bench.train.folds import (
     snapshotter,
     start_run,
 )
-from bench.train.inputs import IndexedImages, InputAdapter, resident
+from bench.train.inputs import IndexedImages, InputAdapter, predict_batch_size, resident
 from bench.train.optim import (
     Identity,
     unfreeze_if_due,
@@ -122,12 +122,14 @@ def predict_proba(
     index: np.ndarray,
     adapt: InputAdapter,
     device: torch.device,
-    batch_size: int = 512,
+    batch_size: int = 0,
     accel: Acceleration | None = None,
 ) -> np.ndarray:
-    """Class probabilities of un-augmented images (validation and test data)."""
+    """Class probabilities of un-augmented images (validation and test data). `batch_size` 0:
+    as many as keep a batch's float copies small (predict_batch_size)."""
     accel = accel or Acceleration(device.type)
     model.eval()
+    batch_size = batch_size or predict_batch_size(images)
     data = IndexedImages(images, np.zeros(len(images), dtype=np.int64), index)
     chunks = []
     for start in range(0, len(data), batch_size):

@@ -51,6 +51,7 @@ TrainSettings = make_dataclass(
         ("augment", AugmentSettings, field(default_factory=AugmentSettings)),
         ("precision", str, field(default="auto")),
         ("channels_last", str, field(default="auto")),
+        ("loader_workers", int, field(default=0)),
     ],
     frozen=True,
 )

@@ -1,16 +1,35 @@
-"""Datasets in the object store only while a pairing needs them: decoded and put there when
-a dataset's first pairing is about to run, released once its last pairing is done, so the
-memory of a run follows the datasets in use rather than every dataset of the definition."""
+"""Datasets for the trials: decoded into the image cache by Ray tasks on the node's CPUs
+before the first trial starts, then handed to trials as small ImageData objects (index arrays
+and labels; the pixels stay in the cache, which each process maps). A dataset's entry leaves
+the object store once its last pairing is done."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from bench.errors import BenchError
+
+
+def ray_tasks(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+    """A bench.data.cache mapper: one Ray task (1 CPU) per decode chunk, results as they
+    finish. The tasks run on this node, where the cache is, unless BENCH_CACHE_SHARED=1 says
+    the cache folder (BENCH_CACHE_DIR) and the data are on storage every node sees: then they
+    spread over the cluster's CPUs."""
+    options: dict[str, Any] = {"num_cpus": 1, "max_retries": 2}
+    if os.environ.get("BENCH_CACHE_SHARED", "") not in ("1", "true", "yes"):
+        here = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=False)
+    task = ray.remote(**options)(fn)
+    pending = [task.remote(item) for item in items]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
 
 
 @ray.remote(num_cpus=0)
@@ -42,6 +61,13 @@ class DatasetPool:
         self.shelf = DataShelf.remote()
         self.refs: dict[str, Any] = {}
         self.failed: dict[str, str] = {}  # dataset key -> why it could not be loaded
+
+    def prepare(self) -> None:
+        """Load every dataset the pairings need, in order, before the first trial: decoding
+        (the slow part, on first use) then has the node's CPUs to itself and never holds up
+        the scheduler while trials run."""
+        for key in self.users:
+            self.acquire(key)
 
     def acquire(self, key: str) -> bool:
         """Load `key` if it is not in the store yet; False (and the reason kept) if it fails."""

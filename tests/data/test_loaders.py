@@ -168,7 +168,7 @@ def test_imagefolder_missing_path(tmp_path):
 
 def test_digits_are_embedded():
     loaded = load_digits(DatasetConfig(name="digits"))
-    assert loaded.x.shape == (1797, 1, 8, 8) and loaded.x.max() == 255
+    assert loaded.x.shape == (1797, 1, 8, 8) and np.asarray(loaded.x).max() == 255
     assert sorted(set(loaded.y.tolist())) == list(range(10))
 
 

@@ -18,6 +18,7 @@ TESTED = dataclasses.replace(
     tree_images=500,
     pipeline_epochs=2,
     pairing_counts=(2, 4),
+    data_sizes=(200, 400),
     default_changes=(("search.trials", 2), ("budget.epochs", 2), ("cv.folds", 2)),
 )
 
@@ -62,6 +63,13 @@ def test_every_section_reports_positive_figures(quick_perf):
         ("7.", "batch 0 (as slots free)"),
         ("7.", "batch 4 (default)"),
         ("7.", "batch 4 / batch 0"),
+        ("8.", "200 images: peak memory"),
+        ("8.", "200 images: decode"),
+        ("8.", "200 images: warm cache"),
+        ("8.", "200 images: bench loader"),
+        ("8.", "200 images: ImageFolder+DataLoader"),
+        ("8.", "400 images: peak memory"),
+        ("8.", "peak memory growth"),
     ]
     for key in expected:
         assert key in by_name, key
@@ -73,6 +81,14 @@ def test_every_section_reports_positive_figures(quick_perf):
         ("7.", "batch 4 / batch 0"): (
             ("7.", "batch 4 (default)"),
             ("7.", "batch 0 (as slots free)"),
+        ),
+        ("8.", "200 images: loader ratio"): (
+            ("8.", "200 images: bench loader"),
+            ("8.", "200 images: ImageFolder+DataLoader"),
+        ),
+        ("8.", "peak memory growth"): (
+            ("8.", "400 images: peak memory"),
+            ("8.", "200 images: peak memory"),
         ),
     }
     for ratio, (top, bottom) in ratios.items():
