@@ -54,11 +54,14 @@ def _write_class(job: tuple[Path, int, range, int, int]) -> None:
 
 
 class UsedMemory:
-    """Peak of the machine's used memory above its level at start, sampled in a thread."""
+    """Peaks sampled in a thread: the machine's used memory above its level at start, and
+    the memory of one process tree (`root`, once set: the run, Ray's daemons and workers),
+    which other work on the machine does not disturb."""
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval, self.baseline = interval, used_bytes()
-        self.peak, self._stop = self.baseline, threading.Event()
+        self.peak, self.tree_peak, self.root = self.baseline, 0, 0
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> UsedMemory:
@@ -72,10 +75,32 @@ class UsedMemory:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, used_bytes())
+            if self.root:
+                self.tree_peak = max(self.tree_peak, tree_bytes(self.root))
 
     @property
     def above(self) -> int:
         return self.peak - self.baseline
+
+
+def tree_bytes(root: int) -> int:
+    """Private and shared-memory pages (proportional set size, anonymous + shmem: heaps,
+    tensors, Ray's object store) of `root` and all its descendants; the page cache's file
+    pages (the image cache) are not counted, as the kernel reclaims them."""
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                        total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo += [int(child) for child in fh.read().split()]
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return total
 
 
 def used_bytes() -> int:
@@ -87,9 +112,9 @@ def used_bytes() -> int:
     return info["MemTotal"] - info["MemAvailable"]
 
 
-def probe_run(tree: Path, cache: Path, output: Path) -> tuple[float, float, str]:
-    """One `bench run` on `tree` in a child process: (peak used memory above the start, in
-    bytes; wall seconds; its output)."""
+def probe_run(tree: Path, cache: Path, output: Path) -> tuple[UsedMemory, float, str]:
+    """One `bench run` on `tree` in a child process: (its memory peaks, wall seconds, its
+    output)."""
     definition = output / "probe.yaml"
     output.mkdir(parents=True, exist_ok=True)
     dataset = f"{{name: imagefolder, path: '{tree}', image_size: {IMAGE_SIZE}, channels: 3}}"
@@ -102,11 +127,13 @@ def probe_run(tree: Path, cache: Path, output: Path) -> tuple[float, float, str]
     command = [sys.executable, "-m", "bench.cli", "run", str(definition)]
     started = time.perf_counter()
     with UsedMemory() as memory:
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        memory.root = child.pid
+        output, _ = child.communicate()
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"probe run failed ({done.returncode}): {done.stdout[-2000:]}")
-    return memory.above, seconds, done.stdout
+    if child.returncode != 0:
+        raise RuntimeError(f"probe run failed ({child.returncode}): {output[-2000:]}")
+    return memory, seconds, output
 
 
 def decode_rate(output: str) -> tuple[float, float]:
@@ -175,47 +202,76 @@ def _rate(loader, batches: int, finish) -> float:
     return seen / (time.perf_counter() - started)
 
 
+# A tree this small costs what any run at 224 px costs (Ray, the driver, a trial actor, the
+# model and its optimizer state); what a larger tree adds above it is the data's share.
+FIXED_IMAGES = 100
+
+
 def measure(sizes: list[int], workdir: str, echo, loader_batches: int = 60) -> list[Figure]:
-    figures: list[Figure] = []
     workers = min(4, os.cpu_count() or 1)
+    fixed, _, _ = _probe(FIXED_IMAGES, workdir, echo)
+    figures = [
+        Figure(SECTION, f"{FIXED_IMAGES} images: peak memory", fixed.above / 1e9, "GB", FIXED),
+        Figure(SECTION, f"{FIXED_IMAGES} images: run's processes", fixed.tree_peak / 1e9, "GB"),
+    ]
     for n in sizes:
-        tree, cache = Path(workdir, f"photos-{n}"), Path(workdir, f"cache-{n}")
-        echo(f"  writing {n:,} {SIDE}x{SIDE} JPEGs ...")
-        write_photo_tree(tree, n)
-        echo(f"  bench run on {n:,} images at {IMAGE_SIZE} px (cold cache) ...")
-        peak, seconds, output = probe_run(tree, cache, Path(workdir, f"out-{n}"))
+        peak, tree, cache = _probe(n, workdir, echo, figures)
+        share = (peak.above - fixed.above) / 1e9
+        figures.append(Figure(SECTION, f"{n:,} images: data's share", share, "GB", SHARE))
+        if n == sizes[0]:
+            figures += _loader_figures(tree, cache, n, workers, loader_batches)
+    if len(sizes) > 1:
+        figures.append(_growth(figures, sizes[0], sizes[-1]))
+    return figures
+
+
+FIXED = "used, above the start: Ray, driver, trial actor, model"
+SHARE = f"peak memory minus the {FIXED_IMAGES}-image run's"
+TREE = "peak PSS (anon + shmem) of the run's process tree"
+
+
+def _probe(n: int, workdir: str, echo, figures: list[Figure] | None = None):
+    """Write an n-image tree, run the probe on it with a cold cache, then time a warm start;
+    (memory peaks, tree, cache), the figures added to `figures`."""
+    tree, cache = Path(workdir, f"photos-{n}"), Path(workdir, f"cache-{n}")
+    echo(f"  writing {n:,} {SIDE}x{SIDE} JPEGs ...")
+    write_photo_tree(tree, n)
+    echo(f"  bench run on {n:,} images at {IMAGE_SIZE} px (cold cache) ...")
+    peak, seconds, output = probe_run(tree, cache, Path(workdir, f"out-{n}"))
+    echo(
+        f"    peak memory {peak.above / 1e9:.2f} GB above the start (the run's processes "
+        f"{peak.tree_peak / 1e9:.2f} GB), {seconds:.0f} s"
+    )
+    if figures is not None:
         decode_s, rate = decode_rate(output)
         warm = warm_seconds(tree, cache)
         label = f"{n:,} images"
         figures += [
-            Figure(SECTION, f"{label}: peak memory", peak / 1e9, "GB", "used, above the start"),
+            Figure(SECTION, f"{label}: peak memory", peak.above / 1e9, "GB", "used, above start"),
+            Figure(SECTION, f"{label}: run's processes", peak.tree_peak / 1e9, "GB", TREE),
             Figure(SECTION, f"{label}: bench run", seconds, "s", "1 mlp trial, 2 folds"),
             Figure(SECTION, f"{label}: decode", rate, "img/s", f"{decode_s:.1f} s, Ray tasks"),
-            Figure(SECTION, f"{label}: warm cache", warm / max(decode_s, 1e-9), "x", "of decode"),
+            Figure(SECTION, f"{label}: warm cache", warm, "s", f"{warm / decode_s:.1%} of decode"),
         ]
-        if n == sizes[0]:
-            ours, plain = loader_rates(tree, cache, workers, loader_batches)
-            note = f"num_workers={workers}, batch {BATCH}"
-            figures += [
-                Figure(SECTION, f"{label}: bench loader", ours, "img/s", note),
-                Figure(SECTION, f"{label}: ImageFolder+DataLoader", plain, "img/s", note),
-                Figure(SECTION, f"{label}: loader ratio", ours / plain, "x", "target >= 1.0"),
-            ]
-    if len(sizes) > 1:
-        first, last = (
-            figures[0].value,
-            next(f.value for f in figures if f.name == f"{sizes[-1]:,} images: peak memory"),
-        )
-        figures.append(
-            Figure(
-                SECTION,
-                "peak memory growth",
-                last / max(first, 1e-9),
-                "x",
-                f"{sizes[-1]:,} vs {sizes[0]:,} images; target <= 1.3",
-            )
-        )
-    return figures
+    return peak, tree, cache
+
+
+def _loader_figures(tree: Path, cache: Path, n: int, workers: int, batches: int) -> list[Figure]:
+    ours, plain = loader_rates(tree, cache, workers, batches)
+    note, label = f"num_workers={workers}, batch {BATCH}", f"{n:,} images"
+    return [
+        Figure(SECTION, f"{label}: bench loader", ours, "img/s", note),
+        Figure(SECTION, f"{label}: ImageFolder+DataLoader", plain, "img/s", note),
+        Figure(SECTION, f"{label}: loader ratio", ours / plain, "x", "target >= 1.0"),
+    ]
+
+
+def _growth(figures: list[Figure], first: int, last: int) -> Figure:
+    """How the whole run's peak grows from the first tree to the last (flat: about 1)."""
+    peak = {f.name: f.value for f in figures}
+    ratio = peak[f"{last:,} images: peak memory"] / peak[f"{first:,} images: peak memory"]
+    note = f"{last:,} vs {first:,} images; target <= 1.3"
+    return Figure(SECTION, "peak memory growth", ratio, "x", note)
 
 
 if __name__ == "__main__":  # python -m bench.perf.data 6000 24000 [--workdir DIR]

@@ -21,6 +21,7 @@ from bench.plan import PairingPlan
 from bench.train.build import fold_adapters, input_adapter, model_factory, train_settings
 from bench.train.folds import FoldOutcome
 from bench.train.loop import RefitOutcome, cross_validate, fit_and_predict
+from bench.train.memory import returning_freed_memory
 from bench.train.optim import Identity
 
 
@@ -67,20 +68,21 @@ def cross_validate_trial(
     resume_from: dict | None = None,
 ) -> list[FoldOutcome]:
     use_deterministic_kernels(plan.deterministic)
-    return cross_validate(
-        model_factory(plan, data, params),
-        data.train_x,
-        data.train_y,
-        data.folds,
-        train_settings(plan, params),
-        fold_adapters(plan.model, data, params),
-        search_score(plan.objective, data.num_classes),
-        device=device,
-        on_epoch=on_epoch,
-        wrap_model=wrap_model,
-        wrap_loader=wrap_loader,
-        resume_from=resume_from,
-    )
+    with returning_freed_memory():
+        return cross_validate(
+            model_factory(plan, data, params),
+            data.train_x,
+            data.train_y,
+            data.folds,
+            train_settings(plan, params),
+            fold_adapters(plan.model, data, params),
+            search_score(plan.objective, data.num_classes),
+            device=device,
+            on_epoch=on_epoch,
+            wrap_model=wrap_model,
+            wrap_loader=wrap_loader,
+            resume_from=resume_from,
+        )
 
 
 def refit_epochs(fold_rows: list[Mapping[str, Any]], default: int) -> int:
@@ -100,14 +102,15 @@ def refit_pairing(
 ) -> RefitOutcome:
     """Train the chosen configuration on the whole CV pool; predict the test split once."""
     use_deterministic_kernels(plan.deterministic)
-    return fit_and_predict(
-        model_factory(plan, data, params),
-        data.train_x,
-        data.train_y,
-        data.test_x,
-        train_settings(plan, params, epochs=epochs),
-        input_adapter(plan.model, data, params),
-        device=device,
-        wrap_model=wrap_model,
-        wrap_loader=wrap_loader,
-    )
+    with returning_freed_memory():
+        return fit_and_predict(
+            model_factory(plan, data, params),
+            data.train_x,
+            data.train_y,
+            data.test_x,
+            train_settings(plan, params, epochs=epochs),
+            input_adapter(plan.model, data, params),
+            device=device,
+            wrap_model=wrap_model,
+            wrap_loader=wrap_loader,
+        )

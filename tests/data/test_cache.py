@@ -230,12 +230,14 @@ def test_training_from_cache_rows_equals_training_from_an_array(tmp_path, cache_
     in_memory = np.asarray(data.train_x)
     train, _ = data.folds[0]
     batches = [
-        list(make_loader(IndexedImages(images, data.train_y, train), 8, True, 3))
-        for images in (data.train_x, in_memory)
+        list(make_loader(IndexedImages(images, data.train_y, train), 8, True, 3, workers))
+        for images, workers in ((data.train_x, 0), (in_memory, 0), (data.train_x, 2))
     ]
-    assert len(batches[0]) == len(batches[1]) > 1
-    for (x, y), (x2, y2) in zip(*batches, strict=True):
+    assert len(batches[0]) == len(batches[1]) == len(batches[2]) > 1
+    # from the cache or from memory, gathered here or by 2 loader processes: the same batches
+    for (x, y), (x2, y2), (x3, y3) in zip(*batches, strict=True):
         assert torch.equal(x, x2) and torch.equal(y, y2)
+        assert torch.equal(x, x3) and torch.equal(y, y3)
 
 
 READ_ON_ANOTHER_NODE = textwrap.dedent(

@@ -63,6 +63,7 @@ def test_every_section_reports_positive_figures(quick_perf):
         ("7.", "batch 0 (as slots free)"),
         ("7.", "batch 4 (default)"),
         ("7.", "batch 4 / batch 0"),
+        ("8.", "100 images: peak memory"),
         ("8.", "200 images: peak memory"),
         ("8.", "200 images: decode"),
         ("8.", "200 images: warm cache"),

@@ -1,0 +1,52 @@
+"""Host memory that a long-lived trial process frees goes back to the system (glibc only;
+elsewhere these do nothing).
+
+glibc serves an allocation of 128 KB or more with pages of its own, returned on free, but it
+raises that threshold each time such a block is freed, up to 32 MB. After the first large
+image batches of a trial, batches and their float copies then come from the heap, whose
+freed pages the process keeps and fragments: measured on a 24,000-image tree at 224 px, a
+trial actor grew from 1.3 to 2.4 GB over a fold-and-refit, with no more live data."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+from collections.abc import Iterator
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+LARGE = 1 << 20  # bytes: an 8-image batch at 224 px; digits' batches stay far below
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def map_large_allocations(threshold: int = LARGE) -> bool:
+    """Allocations of `threshold` bytes or more get pages of their own, returned when freed
+    (a fixed threshold: glibc no longer raises it). True where it took effect."""
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, threshold))
+
+
+def release_freed_memory() -> None:
+    """Return the heap's free pages to the system (after a trial, before the next one)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def returning_freed_memory() -> Iterator[None]:
+    """Around a trial's training: large allocations mapped on their own, the heap trimmed
+    after it (also when it fails)."""
+    map_large_allocations()
+    try:
+        yield
+    finally:
+        release_freed_memory()
