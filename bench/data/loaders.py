@@ -124,7 +124,8 @@ def from_cache(source: ImageSource, decoding: Decoding | None, skip_bad: bool = 
         )
     rows = np.setdiff1d(np.arange(len(entry.labels)), np.fromiter(bad, dtype=np.int64))
     pool, test = rows[rows < entry.pool], rows[rows >= entry.pool]
-    _check_classes(source, entry, pool)
+    if bad:  # a tree's class folders all hold image files; skipping may empty one
+        _check_classes(source, entry, pool)
     loaded = LoadedImages(
         entry.classes,
         ImageRows(entry.images, pool),
