@@ -15,14 +15,12 @@ ALLOCATE_AND_FREE = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from bench.train.memory import map_large_allocations, release_freed_memory
+    from bench.train.memory import release_freed_memory
 
     def resident_mb():
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * 4096 / 2**20
 
-    if sys.argv[1] == "bench":
-        map_large_allocations()
     np.ones(8 << 20, np.uint8)  # one batch made and freed: glibc raises its threshold
     before = resident_mb()
     batches, keep = [], []
