@@ -14,24 +14,14 @@ import ctypes
 import functools
 from collections.abc import Iterator
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
-LARGE = 1 << 20  # bytes: an 8-image batch at 224 px; digits' batches stay far below
-
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+        return libc if hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
-
-
-def map_large_allocations(threshold: int = LARGE) -> bool:
-    """Allocations of `threshold` bytes or more get pages of their own, returned when freed
-    (a fixed threshold: glibc no longer raises it). True where it took effect."""
-    libc = _glibc()
-    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 def release_freed_memory() -> None:
@@ -43,10 +33,10 @@ def release_freed_memory() -> None:
 
 @contextlib.contextmanager
 def returning_freed_memory() -> Iterator[None]:
-    """Around a trial's training: the heap trimmed after it (also when it fails). The fixed
-    threshold (map_large_allocations) is not set here: every activation of a conv net over
-    1 MB then gets fresh pages and their faults; a default benchmark run with it had finished
-    no trial after 5.5 minutes on a 2-core CPU."""
+    """Around a trial's training: the heap trimmed after it (also when it fails). glibc's
+    threshold is deliberately not fixed with mallopt: every activation of a conv net over
+    1 MB then gets fresh pages and their faults; a default benchmark run with a 1 MB
+    threshold had finished no trial after 5.5 minutes on a 2-core CPU."""
     try:
         yield
     finally:
