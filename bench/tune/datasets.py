@@ -32,7 +32,11 @@ def ray_tasks(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         yield ray.get(done[0])
 
 
-@ray.remote(num_cpus=0)
+# Every method is idempotent, so a call that failed to reach the actor is simply sent again
+# (max_task_retries). Ray 2.60 can fail the first call to a just-created actor with
+# ActorUnavailableError ("Connection refused") when its port belonged to a worker that died
+# moments before; without retries that ended a whole run (seen once in CI).
+@ray.remote(num_cpus=0, max_task_retries=-1)
 class DataShelf:
     """Dataset key -> ObjectRefs of its repeats' ImageData, for the trial actors to fetch.
 

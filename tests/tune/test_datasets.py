@@ -53,3 +53,18 @@ def test_ray_tasks_decode_the_tree_off_the_driver(ray_session, tmp_path, monkeyp
     # (index arrays of the split and folds: tens of bytes an image, whatever its size)
     assert len(pickle.dumps(on_ray)) < 64 * 600 < np.asarray(on_ray.train_x).nbytes
     assert np.array_equal(np.asarray(travelled.test_x), np.asarray(on_ray.test_x))
+
+
+def test_the_shelf_resends_calls_that_failed_to_reach_it(ray_session):
+    """Ray can refuse the first call to a just-created actor (its port was a dead worker's a
+    moment before): the shelf's idempotent calls are retried instead of ending the run."""
+    from bench.tune.datasets import DatasetPool
+
+    pool = DatasetPool(lambda key: [key.upper()], ["digits", "digits"])
+    try:
+        assert pool.shelf.put._max_task_retries == -1
+        assert pool.shelf.get._max_task_retries == -1
+        pool.prepare()
+        assert ray_session.get(ray_session.get(pool.shelf.get.remote("digits"))[0]) == "DIGITS"
+    finally:
+        pool.close()
