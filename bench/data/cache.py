@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.rows import CachedImages
+from bench.data.rows import CachedImages, cache_root
 from bench.errors import DataError
 
 # Bump when what a cached pixel means changes (decoding, resizing): old entries are then unused.
@@ -43,10 +43,6 @@ PROGRESS_SECONDS = 5.0
 # mapper(fn, items) -> fn(item) for every item, yielded as each finishes (in any order).
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], Iterator[Any]]
 Echo = Callable[[str], None]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("BENCH_CACHE_DIR", "~/.cache/bench/images")).expanduser()
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ import numpy as np
 from bench.errors import DataError
 
 _MAPPED: dict[str, np.memmap] = {}  # one read-only mapping per entry and process
+
+
+def cache_root() -> Path:
+    """This process's image cache folder: BENCH_CACHE_DIR, else ~/.cache/bench/images."""
+    return Path(os.environ.get("BENCH_CACHE_DIR", "~/.cache/bench/images")).expanduser()
 
 
 class CachedImages:
@@ -37,14 +43,24 @@ class CachedImages:
     def array(self) -> np.memmap:
         mapped = _MAPPED.get(self.folder)
         if mapped is None:
-            path = Path(self.folder, "pixels.u8")
-            if not Path(self.folder, "meta.json").is_file():
-                self._decode_here()
+            path = Path(self._local_folder(), "pixels.u8")
             mapped = np.memmap(path, dtype=np.uint8, mode="r", shape=self.shape)
             _MAPPED[self.folder] = mapped
         return mapped
 
-    def _decode_here(self) -> None:
+    def _local_folder(self) -> Path:
+        """Where this process finds the entry: the folder it was made in (the same node, or a
+        cache every node shares), else the entry of the same key in this node's own cache
+        (BENCH_CACHE_DIR may differ between nodes), decoded there first if it is missing."""
+        made_in = Path(self.folder)
+        if (made_in / "meta.json").is_file():
+            return made_in
+        local = cache_root() / made_in.name  # an entry's folder name is its key
+        if not (local / "meta.json").is_file():
+            self._decode_here(local)
+        return local
+
+    def _decode_here(self, local: Path) -> None:
         """Build this node's copy of the entry from the dataset's files (the same key: the
         same files give the same entry), or say why it cannot be had here. The origin names
         the function that does it ("module:function") and its argument, so this module needs
@@ -53,11 +69,11 @@ class CachedImages:
             recipe = json.loads(self.origin)
             module, function = recipe["rebuild"].split(":")
             getattr(importlib.import_module(module), function)(recipe["dataset"])
-        if not Path(self.folder, "meta.json").is_file():
+        if not (local / "meta.json").is_file():
             raise DataError(
-                f"image cache entry {self.folder} is missing on this node and its dataset's "
-                "files give another one here (changed, or not at the same path); put the data "
-                "and BENCH_CACHE_DIR on storage every node sees"
+                f"image cache entry {local.name} is missing on this node ({local.parent}) and "
+                "its dataset's files give another one here (changed, or not at the same "
+                "path); put the data and BENCH_CACHE_DIR on storage every node sees"
             )
 
     def __len__(self) -> int:

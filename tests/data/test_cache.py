@@ -258,18 +258,23 @@ def test_a_node_without_the_entry_decodes_its_own_from_the_dataset_files(tmp_pat
     root = write_image_tree(tmp_path / "pets", per_class=10, size=16)
     data = load_replicates(tree_options(root), 2, 0.2, 0, 1)[0]
     (tmp_path / "data.pkl").write_bytes(pickle.dumps(data))
-    shutil.rmtree(data.train_x.base.folder)  # this "node" never had it
-    env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir)}
+    expected = np.asarray(data.train_x)
+    driver_entry = Path(data.train_x.base.folder)
+    shutil.rmtree(driver_entry)  # gone from the driver's cache too: only the files remain
+    # the other node's cache is its own folder, not the driver's path
+    node_cache = tmp_path / "node-cache"
+    env = {**os.environ, "BENCH_CACHE_DIR": str(node_cache)}
     script = [sys.executable, "-c", READ_ON_ANOTHER_NODE, str(tmp_path / "data.pkl")]
     subprocess.run([*script, str(tmp_path / "x.npy")], env=env, check=True)
-    assert (Path(data.train_x.base.folder) / "meta.json").is_file()
-    expected = np.asarray(pickle.loads((tmp_path / "data.pkl").read_bytes()).train_x)
+    assert (node_cache / driver_entry.name / "meta.json").is_file()
+    assert not driver_entry.exists()
     assert np.array_equal(np.load(tmp_path / "x.npy"), expected)
     # the files changed since: this node cannot make the same entry, and says so in one line
-    shutil.rmtree(data.train_x.base.folder)
+    shutil.rmtree(node_cache)
     (root / "cat" / "0.png").unlink()
     failed = subprocess.run(
         [*script, str(tmp_path / "y.npy")], env=env, capture_output=True, text=True
     )
     assert failed.returncode != 0
-    assert "missing on this node and its dataset's files give another one here" in failed.stderr
+    assert "is missing on this node" in failed.stderr
+    assert "its dataset's files give another one here" in failed.stderr
