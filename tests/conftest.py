@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -14,6 +15,13 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="bench-tests-torch-home-")
 # The image cache likewise: the tests' decoded datasets never land in (or come from) a user's.
 os.environ["BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-tests-image-cache-")
+SESSION_FOLDERS = (os.environ["TORCH_HOME"], os.environ["BENCH_CACHE_DIR"])
+
+
+def pytest_unconfigure(config):
+    """The session's weight and image caches go with it (the weights alone are ~1 GB a run)."""
+    for folder in SESSION_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

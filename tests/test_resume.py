@@ -97,8 +97,10 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(before) >= 2
     run_dir = next(tmp_path.glob("results/resumable/*"))
 
+    # the run folder as a relative path, from the folder bench runs in (as users type it)
+    relative = str(run_dir.relative_to(tmp_path))
     resumed = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", str(benchmark), "--resume", str(run_dir)],
+        [sys.executable, "-m", "bench.cli", "run", str(benchmark), "--resume", relative],
         capture_output=True,
         text=True,
         timeout=600,

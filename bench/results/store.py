@@ -60,8 +60,10 @@ class RunStore:
     """The files of one run: `<output>/<benchmark>/<run id>/`."""
 
     def __init__(self, uri: str) -> None:
-        self.uri = uri.rstrip("/")
-        self.fs, self.path = resolve(self.uri)
+        self.fs, self.path = resolve(uri.rstrip("/"))
+        # A local folder as an absolute path: Tune, the trial actors and the printed resume
+        # command must not depend on the directory the user ran bench from.
+        self.uri = uri.rstrip("/") if "://" in uri else self.path
 
     @classmethod
     def create(cls, output: str, benchmark: str, run_id: str | None = None) -> RunStore:

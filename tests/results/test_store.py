@@ -24,6 +24,18 @@ def test_a_row_short_of_a_column_is_refused_not_written(tmp_path):
     assert not store.exists("folds.parquet")
 
 
+def test_a_relative_run_folder_is_held_as_an_absolute_path(tmp_path, monkeypatch):
+    """Tune and the trial actors get the store's uri: a relative one broke a resume typed as
+    `--resume results/b/run1` (pyarrow: URI has empty scheme)."""
+    RunStore.create(str(tmp_path / "results"), "b", "run1")
+    monkeypatch.chdir(tmp_path)
+    store = RunStore("results/b/run1")
+    assert store.uri == store.path == str(tmp_path / "results" / "b" / "run1")
+    assert store.url("tune") == str(tmp_path / "results" / "b" / "run1" / "tune")
+    uri = f"file://{tmp_path}/results/b/run1"  # a URI keeps its scheme (s3:// alike)
+    assert RunStore(uri).uri == uri
+
+
 def test_a_run_folder_is_never_reused(tmp_path):
     RunStore.create(str(tmp_path), "b", "run1")
     with pytest.raises(BenchError, match="already exists"):
