@@ -118,12 +118,12 @@ H = Hyperparameter
 # Hyperparameters of the training loop itself; model hyperparameters live with each model in
 # the registry (bench/registry/models.py).
 TRAINING = declare(
-    H("lr", float, 1e-3, "learning rate"),
-    H("weight_decay", float, 0.0, "L2 penalty (decoupled with adamw)"),
+    H("lr", float, 1e-3, "learning rate", 1e-8, 10.0),
+    H("weight_decay", float, 0.0, "L2 penalty (decoupled with adamw)", 0.0, 1.0),
     H("optimizer", str, "adam", "optimizer", choices=OPTIMIZERS),
-    H("momentum", float, 0.9, "momentum (sgd)"),
+    H("momentum", float, 0.9, "momentum (sgd)", 0.0, 1.0),
     H("label_smoothing", float, 0.0, "label smoothing of the cross-entropy", 0.0, 0.99),
-    H("batch_size", int, None, "batch size; unset: the budget's batch_size"),
+    H("batch_size", int, None, "batch size; unset: the budget's batch_size", 1, 65536),
     H("nesterov", bool, False, "Nesterov momentum (sgd)"),
     H(
         "schedule",
@@ -132,8 +132,8 @@ TRAINING = declare(
         "learning-rate schedule, stepped every batch",
         choices=SCHEDULES,
     ),
-    H("warmup_epochs", float, 0.0, "linear warmup from lr/10, before the schedule"),
-    H("grad_clip", float, 0.0, "max gradient norm; 0: no clipping"),
+    H("warmup_epochs", float, 0.0, "linear warmup from lr/10, before the schedule", 0.0, 1e4),
+    H("grad_clip", float, 0.0, "max gradient norm; 0: no clipping", 0.0, math.inf),
     H(
         "class_weight",
         str,

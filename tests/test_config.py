@@ -140,6 +140,11 @@ def test_cli_overrides_win(tmp_path):
         ({"overrides": {"resnet18": {"head_dropout": 1}}}, "head_dropout: 1 is outside"),
         ({"resources": {"precision": "fp8"}}, "resources.precision"),
         ({"resources": {"channels_last": "yes"}}, "resources.channels_last"),
+        ({"name": ".."}, "name: '..' cannot name the run's folder"),  # outside --output
+        ({"name": "a/b"}, "name: 'a/b' cannot name the run's folder"),
+        ({"models": []}, "models: the list is empty; name at least one"),
+        ({"datasets": []}, "datasets: the list is empty; name at least one"),
+        ({"search_space": {"lr": "fast"}}, "search_space.lr: 'fast' is outside [1e-08, 10]"),
     ],
 )
 def test_bad_input_names_file_key_and_fix(tmp_path, change, expected):
@@ -152,6 +157,27 @@ def test_bad_input_names_file_key_and_fix(tmp_path, change, expected):
 def test_malformed_yaml_names_the_line(tmp_path):
     message = error_of(tmp_path, "name: x\nmodels: [mlp\ndatasets: [digits]\n")
     assert "malformed YAML" in message and "line" in message
+
+
+def test_a_key_given_twice_is_refused_not_dropped(tmp_path):
+    message = error_of(
+        tmp_path, "name: x\nmodels: [mlp]\ndatasets: [digits]\nmodels: [simple_cnn]\n"
+    )
+    assert "line 4" in message and "key 'models' appears twice" in message
+    nested = "name: x\nmodels: [mlp]\ndatasets: [digits]\nsearch: {trials: 2, trials: 3}\n"
+    assert "key 'trials' appears twice" in error_of(tmp_path, nested)
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\u00e9\nmodels: [mlp]\ndatasets: [digits]\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text .*; save the file as UTF-8"):
+        load_benchmark(path)
+
+
+def test_empty_models_flag_is_refused(tmp_path):
+    message = error_of(tmp_path, GOOD, models=[])  # bench run --models ""
+    assert "models: the list is empty" in message
 
 
 def test_missing_file_and_non_mapping(tmp_path):

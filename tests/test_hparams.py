@@ -114,6 +114,26 @@ def test_values_are_checked_against_their_declaration():
         validate_benchmark(definition(shrink={"type": "uniform", "low": 0.0, "high": 0.5}))
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("lr", "fast"),  # a string where a number goes: every trial would fail
+        ("lr", -1),
+        ("lr", [0.1, -3]),
+        ("lr", {"type": "uniform", "low": -1, "high": 2}),
+        ("weight_decay", 5),
+        ("momentum", -0.5),
+        ("batch_size", 0),
+        ("hidden_dim", 0),
+        ("depth", 0),
+        ("grad_clip", -1.0),
+    ],
+)
+def test_every_searchable_number_has_bounds(name, value):
+    with pytest.raises(ConfigError, match=rf"{name}: .* is outside \[.*\]; give a number"):
+        validate_benchmark(definition(**{name: value}))
+
+
 def test_readme_tables_are_the_declarations():
     text = README.read_text()
     found = re.search(

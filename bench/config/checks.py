@@ -163,6 +163,13 @@ def describe(error: dict[str, Any], source: str) -> str:
         return f"{source}: {loc}: unknown key{hint}; remove or rename it"
     if error["type"] == "missing":
         return f"{source}: {loc}: required key is missing; add it"
+    if error["type"] == "too_short" and error["loc"] in (("models",), ("datasets",)):
+        return f"{source}: {loc}: the list is empty; name at least one"
+    if error["type"] == "string_pattern_mismatch" and error["loc"] == ("name",):
+        return (
+            f"{source}: name: {error.get('input')!r} cannot name the run's folder; use "
+            "letters, digits, '_', '-' and '.' (not only dots), with no '/'"
+        )
     message = error["msg"].removeprefix("Value error, ")
     got = error.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"

@@ -21,7 +21,12 @@ def load_benchmark(path: str | Path, overrides: dict[str, Any] | None = None) ->
     if not path.is_file():
         raise ConfigError(f"{path}: no such benchmark file; pass a YAML path (see search_spaces/)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -32,6 +37,29 @@ def load_benchmark(path: str | Path, overrides: dict[str, Any] | None = None) ->
     raw.setdefault("name", path.stem)
     apply_overrides(raw, overrides or {})
     return validate_benchmark(raw, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a key given twice in one mapping is an error
+    (PyYAML keeps the last one silently: `models:` written twice ran only the second list)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, (str, int, float, bool)):
+            continue  # an unhashable key is construct_mapping's to refuse
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                problem=f"key '{key}' appears twice in one mapping; keep one",
+                problem_mark=key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -235,9 +235,10 @@ ModelResources = create_model(
 
 
 class BenchmarkConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
-    models: list[str]
-    datasets: list[DatasetConfig]
+    # the run folder's parent (<output>/<name>/): one path component, never "." or ".."
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")]
+    models: Annotated[list[str], Field(min_length=1)]
+    datasets: Annotated[list[DatasetConfig], Field(min_length=1)]
     search_space: SearchSpace = Field(default_factory=dict)
     # Changes to the shared space, keyed `model`, `@dataset` (every model on that dataset) or
     # `model@dataset`; each replaces or adds parameters, the most specific applied last.

@@ -136,14 +136,14 @@ def _torchvision_preprocessing(arch: str) -> Callable[..., Preprocessing | None]
 
 
 MLP_HPARAMS = declare(
-    H("hidden_dim", int, 128, "width of the first hidden layer"),
-    H("depth", int, 2, "hidden layers"),
+    H("hidden_dim", int, 128, "width of the first hidden layer", 1, 65536),
+    H("depth", int, 2, "hidden layers", 1, 64),
     H("dropout", float, 0.1, "dropout after each hidden layer", 0.0, 0.99),
     H("shrink", float, 1.0, "each hidden layer is shrink x the one before", 0.01, 1.0),
 )
 SIMPLE_CNN_HPARAMS = declare(
-    H("width", int, 32, "channels of the first convolution (the second has twice)"),
-    H("hidden_dim", int, 128, "width of the hidden fully connected layer"),
+    H("width", int, 32, "channels of the first convolution (the second has twice)", 1, 4096),
+    H("hidden_dim", int, 128, "width of the hidden fully connected layer", 1, 65536),
     H("dropout", float, 0.25, "dropout before the hidden layer", 0.0, 0.99),
 )
 TORCHVISION_HPARAMS = declare(
@@ -159,9 +159,16 @@ TORCHVISION_HPARAMS = declare(
             "from_scratch": "random init, weights ignored",
         },
     ),
-    H("head_hidden", int, 0, "hidden layer (batch norm, ReLU, dropout) before the output; 0: none"),
+    H(
+        "head_hidden",
+        int,
+        0,
+        "hidden layer (batch norm, ReLU, dropout) before the output; 0: none",
+        0,
+        65536,
+    ),
     H("head_dropout", float, 0.0, "dropout of the hidden head layer", 0.0, 0.99),
-    H("backbone_lr_scale", float, 1.0, "the backbone learns at lr x this"),
+    H("backbone_lr_scale", float, 1.0, "the backbone learns at lr x this", 0.0, 10.0),
     H("unfreeze_after", int, 0, "with head_only: the backbone trains from epoch N+1", 0, math.inf),
 )
 
