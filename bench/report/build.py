@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import BenchError
 from bench.metrics import Objective
 from bench.report import plots
 from bench.report.budgets import (
@@ -52,6 +53,15 @@ def default_output(paths: list[str]) -> Path:
     return Path(paths[0]).expanduser() / REPORT_FOLDER
 
 
+def _refuse_run_folder(folder: Path) -> None:
+    """A report written into a run's own folder would replace its leaderboard.parquet."""
+    if (folder / "config.yaml").is_file():
+        raise BenchError(
+            f"--out {folder}: that is a run folder, and the report would overwrite its "
+            f"leaderboard; pick another folder (default: {REPORT_FOLDER}/ inside the first path)"
+        )
+
+
 def build_report(
     paths: list[str],
     metric: str | None = None,
@@ -64,6 +74,7 @@ def build_report(
     metric = metric or runs.search_metric()
     board = leaderboard(runs, metric, datasets, models)
     folder = Path(out).expanduser() if out else default_output(paths)
+    _refuse_run_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(
         folder,

@@ -265,6 +265,15 @@ def test_report_files_and_nothing_written_into_the_run(results):
     assert {"rank", "group", "p_mcnemar", "p_ttest", "p_wilcoxon", "vs_best"} <= set(merged)
 
 
+def test_a_report_is_never_written_over_a_run(results):
+    run = next(results.glob("b1/*"))
+    (run / "config.yaml").write_text("name: b1\n")  # what marks a run's folder
+    before = (run / "leaderboard.parquet").read_bytes()
+    with pytest.raises(BenchError, match="that is a run folder, and the report would overwrite"):
+        build_report([str(run)], out=str(run))
+    assert (run / "leaderboard.parquet").read_bytes() == before
+
+
 def test_missing_optional_files_drop_sections_with_a_note(results):
     run = next(results.glob("b1/*"))
     for name in ("predictions", "epochs", "replicates"):
