@@ -175,10 +175,14 @@ def test_failing_trials_are_recorded_and_the_pairing_marked_failed(
     raw = tiny_benchmark(
         tmp_path,
         models=["mlp"],
-        search_space={"lr": 1.0e30, "optimizer": "sgd"},
+        search_space={"lr": 1.0e-3, "optimizer": "sgd"},
         budget={"epochs": 1, "batch_size": 64},
     )
-    run = run_benchmark(validate_benchmark(raw), echo=lambda line: None)
+    config = validate_benchmark(raw)
+    # a learning rate no definition may ask for (lr is bounded), so that training diverges
+    lr = config.search_space["lr"]
+    config.search_space["lr"] = lr.model_copy(update={"value": 1.0e30})
+    run = run_benchmark(config, echo=lambda line: None)
     trials = read(run, "trials").to_pandas()
     assert len(trials) == 2 and set(trials.status) == {"failed"}
     assert trials.error.str.contains("training diverged").all()
