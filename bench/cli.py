@@ -253,7 +253,7 @@ def _run_folder(location: str):
     from bench.results.store import RunStore
 
     store = RunStore(location)
-    if not store.exists("config.yaml"):
+    if not store.is_run():
         raise BenchError(f"{location}: not a bench run folder (no config.yaml); pass a run folder")
     return store
 

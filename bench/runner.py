@@ -333,8 +333,7 @@ def left_out(ignored: list[str]) -> str:
 
 def find_resumable(output: str, benchmark: str) -> RunStore:
     """The newest run folder of `benchmark` under `output`: the newest run id among the
-    folders that hold a run's config.yaml (a report folder, or anything else a user put
-    there, is not a run)."""
+    folders that hold a run (RunStore.is_run)."""
     import pyarrow.fs as pafs
 
     from bench.results.store import join, resolve, run_location
@@ -345,7 +344,7 @@ def find_resumable(output: str, benchmark: str) -> RunStore:
         info.base_name
         for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         if info.type == pafs.FileType.Directory
-        and fs.get_file_info(join(info.path, "config.yaml")).type == pafs.FileType.File
+        and RunStore(run_location(output, benchmark, info.base_name)).is_run()
     )
     if not runs:
         raise BenchError(f"{folder}: no earlier run of '{benchmark}' to resume; drop --resume")

@@ -32,6 +32,7 @@ from bench.report.tables import (
     to_markdown,
 )
 from bench.results.reader import RunSet, load_runs
+from bench.results.store import RunStore
 
 REPORT_FOLDER = "report"
 
@@ -55,7 +56,7 @@ def default_output(paths: list[str]) -> Path:
 
 def _refuse_run_folder(folder: Path) -> None:
     """A report written into a run's own folder would replace its leaderboard.parquet."""
-    if (folder / "config.yaml").is_file():
+    if RunStore(str(folder)).is_run():
         raise BenchError(
             f"--out {folder}: that is a run folder, and the report would overwrite its "
             f"leaderboard; pick another folder (default: {REPORT_FOLDER}/ inside the first path)"

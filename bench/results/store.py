@@ -36,6 +36,7 @@ def part_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
 
 
+RUN_MARKER = "config.yaml"  # of a run: the resolved definition, its first file
 MODELS_FOLDER = "models"  # of a run: its kept models, one folder per pairing
 
 
@@ -103,6 +104,11 @@ class RunStore:
 
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.file(*parts)).type == pafs.FileType.File
+
+    def is_run(self) -> bool:
+        """Whether this folder holds a run: its config.yaml is written when the run starts
+        (a report folder, or anything else a user put beside the runs, has none)."""
+        return self.exists(RUN_MARKER)
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Atomic: write a temporary sibling, then rename it into place."""
