@@ -61,6 +61,7 @@ class UsedMemory:
     def __init__(self, interval: float = 0.1) -> None:
         self.interval, self.baseline = interval, used_bytes()
         self.peak, self.tree_peak, self.root = self.baseline, 0, 0
+        self.tree_at_peak: dict[str, int] = {}  # the biggest processes at the tree's peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -76,31 +77,50 @@ class UsedMemory:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, used_bytes())
             if self.root:
-                self.tree_peak = max(self.tree_peak, tree_bytes(self.root))
+                processes = tree_processes(self.root)
+                if sum(processes.values()) > self.tree_peak:
+                    self.tree_peak = sum(processes.values())
+                    self.tree_at_peak = {_process_name(p): b for p, b in processes.items()}
 
     @property
     def above(self) -> int:
         return self.peak - self.baseline
 
 
-def tree_bytes(root: int) -> int:
+def tree_processes(root: int) -> dict[int, int]:
     """Private and shared-memory pages (proportional set size, anonymous + shmem: heaps,
-    tensors, Ray's object store) of `root` and all its descendants; the page cache's file
-    pages (the image cache) are not counted, as the kernel reclaims them."""
-    total, todo = 0, [root]
+    tensors, Ray's object store) of `root` and each of its descendants, by pid; the page
+    cache's file pages (the image cache) are not counted, as the kernel reclaims them."""
+    found, todo = {}, [root]
     while todo:
         pid = todo.pop()
         try:
+            total = 0
             with open(f"/proc/{pid}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
                         total += int(line.split()[1]) * 1024
+            found[pid] = total
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children") as fh:
                     todo += [int(child) for child in fh.read().split()]
         except (OSError, ValueError):
             continue  # it ended meanwhile
-    return total
+    return found
+
+
+def _process_name(pid: int) -> str:
+    """ "pid name": Ray names its workers by what they run (ray::ImplicitFunc.train); others
+    go by their command's first words."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            words = fh.read().split(b"\0")
+    except OSError:
+        return f"{pid} (ended)"
+    name = words[0].decode(errors="replace")
+    if not name.startswith("ray::"):
+        name = " ".join(Path(w.decode(errors="replace")).name for w in words[:3] if w)
+    return f"{pid} {name[:60]}"
 
 
 def used_bytes() -> int:
@@ -242,6 +262,8 @@ def _probe(n: int, workdir: str, echo, figures: list[Figure] | None = None):
         f"    peak memory {peak.above / 1e9:.2f} GB above the start (the run's processes "
         f"{peak.tree_peak / 1e9:.2f} GB), {seconds:.0f} s"
     )
+    biggest = sorted(peak.tree_at_peak.items(), key=lambda item: -item[1])[:4]
+    echo("    at the peak: " + ", ".join(f"{name} {size / 1e9:.2f} GB" for name, size in biggest))
     if figures is not None:
         decode_s, rate = decode_rate(output)
         warm = warm_seconds(tree, cache)

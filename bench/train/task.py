@@ -68,13 +68,14 @@ def cross_validate_trial(
     resume_from: dict | None = None,
 ) -> list[FoldOutcome]:
     use_deterministic_kernels(plan.deterministic)
-    with returning_freed_memory():
+    settings = train_settings(plan, params)
+    with returning_freed_memory(batch_bytes(data.train_x, settings.batch_size)):
         return cross_validate(
             model_factory(plan, data, params),
             data.train_x,
             data.train_y,
             data.folds,
-            train_settings(plan, params),
+            settings,
             fold_adapters(plan.model, data, params),
             search_score(plan.objective, data.num_classes),
             device=device,
@@ -83,6 +84,11 @@ def cross_validate_trial(
             wrap_loader=wrap_loader,
             resume_from=resume_from,
         )
+
+
+def batch_bytes(images: Any, batch_size: int) -> int:
+    """Bytes of one stored (uint8) training batch of `images`."""
+    return int(batch_size) * int(np.prod(images.shape[1:]))
 
 
 def refit_epochs(fold_rows: list[Mapping[str, Any]], default: int) -> int:
@@ -102,13 +108,14 @@ def refit_pairing(
 ) -> RefitOutcome:
     """Train the chosen configuration on the whole CV pool; predict the test split once."""
     use_deterministic_kernels(plan.deterministic)
-    with returning_freed_memory():
+    settings = train_settings(plan, params, epochs=epochs)
+    with returning_freed_memory(batch_bytes(data.train_x, settings.batch_size)):
         return fit_and_predict(
             model_factory(plan, data, params),
             data.train_x,
             data.train_y,
             data.test_x,
-            train_settings(plan, params, epochs=epochs),
+            settings,
             input_adapter(plan.model, data, params),
             device=device,
             wrap_model=wrap_model,
