@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.default import DEFAULT_BENCHMARK, default_benchmark
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 LATEST = "latest"
 
@@ -211,16 +211,16 @@ def _run(args: argparse.Namespace) -> int:
 
     path = Path(args.benchmark) if args.benchmark else default_benchmark()
     config = load_benchmark(path, _overrides(args))
-    from bench import runner  # imports Ray and torch: only once the config is good
+    from bench import resuming, runner  # runner imports Ray and torch: once the config is good
 
     resume = None
     if args.resume:
         resume = (
-            runner.find_resumable(config.output, config.name)
+            resuming.find_resumable(config.output, config.name)
             if args.resume == LATEST
-            else _run_folder(args.resume)
+            else resuming.run_folder(args.resume)
         )
-        config = _extended_config(args, resume, config)
+        config = resuming.resumed_definition(resume, config, args.benchmark, _overrides(args))
     # what the user typed, for the resume command printed if the run stops early
     typed = [str(path)] if args.benchmark else []
     source = shlex.join(typed + _run_flags_as_args(args, with_resume=False))
@@ -232,37 +232,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 130
     return 0 if any(row["status"] == "ok" for row in summary.leaderboard) else 1
-
-
-def _extended_config(args: argparse.Namespace, store, config):
-    """The definition a resumed run continues with: the file named (or, with none named, the
-    run's own saved definition) with the flags applied, refused in one line if its rows would
-    not compare with the run's."""
-    from bench.config import apply_overrides, check_extension, validate_benchmark
-
-    saved_raw = _saved_definition(store)
-    saved = validate_benchmark(saved_raw, source=store.file("config.yaml"))
-    if not args.benchmark:
-        apply_overrides(saved_raw, _overrides(args))
-        config = validate_benchmark(saved_raw, source="--resume")
-    check_extension(saved, config, args.benchmark or "--resume")
-    return config
-
-
-def _run_folder(location: str):
-    from bench.results.store import RunStore
-
-    store = RunStore(location)
-    if not store.is_run():
-        raise BenchError(f"{location}: not a bench run folder (no config.yaml); pass a run folder")
-    return store
-
-
-def _saved_definition(store) -> dict:
-    import yaml
-
-    with store.fs.open_input_stream(store.file("config.yaml")) as stream:
-        return yaml.safe_load(stream.read().decode())
 
 
 def _check_metric(name: str) -> None:
@@ -380,10 +349,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line still, and where to look
+        if args.debug:
+            raise
+        print(
+            f"bench {args.command} failed: {type(exc).__name__}: {first_line(exc)} (a bug in "
+            "bench, most likely: --debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

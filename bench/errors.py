@@ -7,7 +7,16 @@ from collections.abc import Iterable
 
 
 class BenchError(Exception):
-    """An error the CLI prints as one line (no traceback) and exits with code 2."""
+    """An error the CLI prints as one line (no traceback) and exits with `exit_code`."""
+
+    exit_code = 2  # bad input: the message names the fix
+
+
+class RunFailed(BenchError):
+    """A run stopped by something other than bad input (a bug, a full disk, a lost node): what
+    finished is saved and the message holds the resume command; --debug shows the cause."""
+
+    exit_code = 1
 
 
 class ConfigError(BenchError):
@@ -23,6 +32,11 @@ class UnknownNameError(BenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def closest(name: str, known: Iterable[str]) -> str:

@@ -5,6 +5,7 @@ bench.tune."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -16,10 +17,11 @@ from bench import driver, environment
 from bench.config import BenchmarkConfig, ResourcesConfig, to_yaml
 from bench.data.loaders import Decoding
 from bench.data.splits import fingerprint, split_rows
-from bench.errors import BenchError
+from bench.errors import BenchError, RunFailed, first_line
 from bench.plan import resolve_pairings
 from bench.preflight import check_before_start, check_resources
 from bench.progress import open_progress
+from bench.redaction import redact
 from bench.registry import MODELS, load_replicates
 from bench.report.console import format_leaderboard
 from bench.results.finalize import merge_parts
@@ -74,9 +76,10 @@ def run_benchmark(
     pairings = plan_pairings(config, store, cluster, studies)
     echo_plan(config, pairings, cluster, resumed=resume is not None, echo=echo)
     typed = "<benchmark.yaml>" if source is None else source
-    resume_command = " ".join(filter(None, ["bench run", typed, "--resume", store.uri]))
-    run = search_all(config, store, pairings, studies, resume_command, callbacks, echo, debug)
-    tables = merge_parts(store, config.evaluation)
+    resume_command = redact(" ".join(filter(None, ["bench run", typed, "--resume", store.uri])))
+    with failures_resumable(store, config, resume_command):
+        run = search_all(config, store, pairings, studies, resume_command, callbacks, echo, debug)
+        tables = merge_parts(store, config.evaluation)
     if run.data_errors:
         error = next(iter(run.data_errors.values()))
         raise BenchError(
@@ -86,8 +89,26 @@ def run_benchmark(
     leaderboard = tables["leaderboard"].to_pylist()
     echo("")
     echo(format_leaderboard(leaderboard))
-    echo(f"\nresults: {store.uri}  ({time.perf_counter() - started:.0f} s)")
+    echo(f"\nresults: {redact(store.uri)}  ({time.perf_counter() - started:.0f} s)")
     return RunSummary(store, leaderboard, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def failures_resumable(store: RunStore, config: BenchmarkConfig, resume_command: str):
+    """An exception that is not bad input (a bug, a full disk, a failed merge) ends the run in
+    one line naming it and the resume command, after what finished is written where it can
+    be; the run folder stays resumable (parts are written whole, the journal appended)."""
+    try:
+        yield
+    except BenchError:
+        raise
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            merge_parts(store, config.evaluation)
+        raise RunFailed(
+            f"the run stopped: {type(exc).__name__}: {first_line(exc)}; finished trials are "
+            f"saved. Resume with: {resume_command} (--debug shows the traceback)"
+        ) from exc
 
 
 def open_run(
@@ -109,16 +130,21 @@ def open_run(
             store.discard()  # nothing was written: leave no empty run folder behind
         raise
     cluster = driver.cluster_resources()
-    store.write_text("config.yaml", to_yaml(config))  # an extended run's, once it is checked
+    save_definition(store, config)  # an extended run's, once it is checked
     if resume is None:
         store.write_json(
             "environment.json",
             {**environment.describe(cluster), "schema_version": SCHEMA_VERSION},
         )
-    echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {store.uri}")
+    echo(f"bench: {'resuming' if resume else 'run'} {store.run_id} -> {redact(store.uri)}")
     if warning:
         echo(f"  {warning}")
     return store, cluster
+
+
+def save_definition(store: RunStore, config: BenchmarkConfig) -> None:
+    """The run's config.yaml: the resolved definition, credentials in its URIs masked."""
+    store.write_text("config.yaml", redact(to_yaml(config)))
 
 
 def echo_plan(
@@ -211,7 +237,7 @@ def plan_pairings(
         if job.part_name not in finished or (job.plan.model, job.dataset) in searching_on
     ]
     numbers = {job.part_name: {r["trial"] for r in prior[job.part_name]} for job in jobs}
-    restarts = interrupted_trials(store, numbers) if any(numbers.values()) else {}
+    restarts = interrupted_trials(store, numbers)
     datasets = [d.key for d in config.datasets]
     jobs.sort(key=lambda job: run_order(job, datasets.index(job.dataset)))
     searches = [
@@ -329,26 +355,6 @@ def left_out(ignored: list[str]) -> str:
     names = list(dict.fromkeys(PurePath(p).name for p in ignored))
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return f"left out {len(ignored)} file(s) that are not images ({shown})"
-
-
-def find_resumable(output: str, benchmark: str) -> RunStore:
-    """The newest run folder of `benchmark` under `output`: the newest run id among the
-    folders that hold a run (RunStore.is_run)."""
-    import pyarrow.fs as pafs
-
-    from bench.results.store import join, resolve, run_location
-
-    fs, base = resolve(output)
-    folder = join(base, benchmark)
-    runs = sorted(
-        info.base_name
-        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        if info.type == pafs.FileType.Directory
-        and RunStore(run_location(output, benchmark, info.base_name)).is_run()
-    )
-    if not runs:
-        raise BenchError(f"{folder}: no earlier run of '{benchmark}' to resume; drop --resume")
-    return RunStore(run_location(output, benchmark, runs[-1]))
 
 
 # Rough cost of an epoch by model family, relative to an MLP's (a small CNN's trials on

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 # What a derived seed is for (the last key), so streams of different purposes differ too.
-SPLITS, TRAINING, FOLD, REFIT, LOADER, AUGMENT, BOOTSTRAP = range(7)
+SPLITS, TRAINING, FOLD, REFIT, LOADER, AUGMENT, BOOTSTRAP, PROPOSAL = range(8)
 
 
 def derive_seed(*keys: int) -> int:

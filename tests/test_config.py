@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -284,3 +286,31 @@ def test_model_resources_change_only_their_model_and_only_the_keys_given(tmp_pat
     from bench.config import to_yaml
 
     assert validate_benchmark(yaml.safe_load(to_yaml(config)), "again") == config
+
+
+@pytest.mark.parametrize(
+    ("datasets", "expected"),
+    [
+        (["digits", "digits"], r"datasets\[1\]: the same dataset as datasets\[0\]; list it once"),
+        (
+            [
+                {"name": "imagefolder", "path": "/x/my photos"},
+                {"name": "imagefolder", "path": "/y/my_photos"},
+            ],
+            r"datasets\[0\] \(/x/my photos\) and datasets\[1\] \(/y/my_photos\) would share "
+            r"the run's files named 'imagefolder@my_photos' .*rename one of the folders",
+        ),
+        (
+            [
+                {"name": "imagefolder", "path": "/a/train"},
+                {"name": "imagefolder", "path": "/b/train"},
+            ],
+            r"datasets\[0\] \(/a/train\) and datasets\[1\] \(/b/train\) would share",
+        ),
+    ],
+)
+def test_two_datasets_that_would_share_files_are_refused_by_name(tmp_path, datasets, expected):
+    """`my photos` and `my_photos` once wrote each other's trial, replicate and kept-model
+    files (both become imagefolder@my_photos in file names)."""
+    raw = {"name": "t", "models": ["mlp"], "datasets": datasets}
+    assert re.search(expected, error_of(tmp_path, raw))

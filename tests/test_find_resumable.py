@@ -4,7 +4,7 @@ by folder order alone (a report folder written beside the runs is not a run)."""
 import pytest
 
 from bench.errors import BenchError
-from bench.runner import find_resumable
+from bench.resuming import find_resumable
 
 
 def test_the_newest_run_is_found_by_its_config_not_by_folder_order(tmp_path):

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,8 +44,8 @@ def write_benchmark(tmp_path: Path) -> Path:
     return path
 
 
-def start(args, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+def start(args, tmp_path, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | (extra_env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "bench.cli", *args],
         env=env,
@@ -82,11 +84,36 @@ def wait_for_unfinished_checkpoint(tmp_path: Path, process, timeout=240) -> dict
     raise TimeoutError("no running trial checkpointed")
 
 
+def run_bench(args: list[str], cwd: Path, extra_env=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | (extra_env or {})
+    command = [sys.executable, "-m", "bench.cli", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    """The run folder of the resumable benchmark run once, never stopped: what every stopped
+    and resumed run of it must come out as."""
+    folder = tmp_path_factory.mktemp("twin")
+    run_bench(["run", str(write_benchmark(folder))], folder)
+    return next(folder.glob("results/resumable/*"))
+
+
+def assert_same_tables(run_dir: Path, reference: Path) -> None:
+    for name in TABLES:
+        same_except_times(
+            pd.read_parquet(run_dir / f"{name}.parquet"),
+            pd.read_parquet(reference / f"{name}.parquet"),
+        )
+
+
 def finished(parts: list[Path]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in parts])[["trial", "trial_id", "score"]]
 
 
-def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_runs_tables(tmp_path, twin):
     benchmark = write_benchmark(tmp_path)
     first = start(["run", str(benchmark)], tmp_path)
     wait_for_parts(tmp_path, 2, first)
@@ -99,26 +126,19 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
 
     # the run folder as a relative path, from the folder bench runs in (as users type it)
     relative = str(run_dir.relative_to(tmp_path))
-    resumed = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", str(benchmark), "--resume", relative],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = run_bench(["run", str(benchmark), "--resume", relative], tmp_path)
     assert "resuming" in resumed.stdout
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert len(trials) == trials.trial.nunique() == TRIALS and set(trials.status) == {"ok"}
-    # the study goes on where the killed run left it: the cut-off trial is a failed trial of
-    # the study (it never ended) and ran again under the next number
+    assert sorted(trials.trial) == list(range(TRIALS)) and set(trials.status) == {"ok"}
+    # the study goes on where the killed run left it: the cut-off trial ran again under its
+    # own number, so the study has no failed trial and numbers as trials.parquet does
     study = optuna.load_study(
         study_name="mlp@digits.r0",
         storage=JournalStorage(JournalFileBackend(str(run_dir / "studies.log"))),
     )
-    numbers = {t.number: t.state.name for t in study.trials}
-    assert {n: numbers[n] for n in trials.trial} == dict.fromkeys(trials.trial, "COMPLETE")
-    assert set(numbers) - set(trials.trial) == {n for n, s in numbers.items() if s == "FAIL"}
+    assert {t.number: t.state.name for t in study.trials} == dict.fromkeys(
+        range(TRIALS), "COMPLETE"
+    )
     # finished trials kept their rows: same Tune trial id, same score, so they did not run again
     kept = trials.set_index("trial").loc[before.trial]
     assert kept.trial_id.tolist() == before.trial_id.tolist()
@@ -126,16 +146,54 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     # the trial the kill cut off ran again first, from its last checkpoint, not from epoch 1
     again = trials[trials.params.map(json.loads) == cut_off]
     assert len(again) == 1 and again.resumed_from_epoch.iloc[0] >= 1
-    folds = pd.read_parquet(run_dir / "folds.parquet")
-    assert len(folds) == TRIALS * 2 and folds.groupby("trial").size().eq(2).all()
+    assert again.trial.iloc[0] == len(before)  # the number it had
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     assert board.status.tolist() == ["ok"] and board.num_trials.tolist() == [TRIALS]
     replicates = pd.read_parquet(run_dir / "replicates.parquet")
     assert replicates["repeat"].tolist() == [0, 1] and replicates.best_trial.nunique() == 1
     assert len(list(tmp_path.glob("results/resumable/*"))) == 1  # resumed in place
 
+    # ... and the result is the uninterrupted run's, in every table
+    assert_same_tables(run_dir, twin)
 
-def test_ctrl_c_writes_what_finished_and_prints_the_resume_command(tmp_path):
+
+# Every table of a run whose rows a seeded rerun reproduces (less times, places and ids)
+TABLES = ("folds", "epochs", "trials", "predictions", "replicates", "leaderboard", "splits")
+
+
+def test_a_run_killed_during_a_refit_resumes_to_the_uninterrupted_runs_tables(tmp_path, twin):
+    benchmark = write_benchmark(tmp_path)
+    first = start(["run", str(benchmark)], tmp_path)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("results/resumable/*/tune/*/*-refit")):
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    run_dir = next(tmp_path.glob("results/resumable/*"))
+    assert len(list(run_dir.glob("parts/replicates/*"))) < 2  # a refit had not ended
+    run_bench(["run", "--resume", str(run_dir)], tmp_path)
+    assert_same_tables(run_dir, twin)
+
+
+def test_a_run_stopped_while_merging_its_tables_resumes_to_them(tmp_path, twin):
+    """The state a kill during the final merge leaves (tables are written whole, one after the
+    other, through temporary files): some tables missing, one half written under its temporary
+    name. A resume writes them all from the parts again."""
+    run_dir = tmp_path / "results" / "resumable" / twin.name
+    shutil.copytree(twin, run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["output"] = str(tmp_path / "results")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    for name in ("predictions", "replicates", "leaderboard"):
+        (run_dir / f"{name}.parquet").unlink()
+    half = (twin / "predictions.parquet").read_bytes()
+    (run_dir / "predictions.parquet.tmp-1-abcdef").write_bytes(half[: len(half) // 2])
+    run_bench(["run", "--resume", str(run_dir)], tmp_path)
+    assert_same_tables(run_dir, twin)
+
+
+def test_ctrl_c_writes_what_finished_and_a_resume_completes_it(tmp_path, twin):
     benchmark = write_benchmark(tmp_path)
     run = start(["run", str(benchmark)], tmp_path)
     wait_for_parts(tmp_path, 1, run)
@@ -147,6 +205,10 @@ def test_ctrl_c_writes_what_finished_and_prints_the_resume_command(tmp_path):
     for name in ("folds", "trials", "epochs", "leaderboard"):
         assert (run_dir / f"{name}.parquet").is_file()
     assert len(pd.read_parquet(run_dir / "folds.parquet")) >= 2
+    command = err.split("Resume with: ", 1)[1].splitlines()[0].split()  # as printed
+    assert command[:2] == ["bench", "run"]
+    run_bench(command[1:], tmp_path)
+    assert_same_tables(run_dir, twin)
 
 
 def descendants(root: int) -> dict[int, str]:
@@ -226,8 +288,48 @@ def test_a_trial_whose_worker_process_dies_is_retried_and_completes(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     reference = next(d for d in tmp_path.glob("results/fragile/*") if d != run_dir)
-    for name in ("folds", "epochs", "trials", "predictions", "replicates"):
+    for name in TABLES:
         same_except_times(
             pd.read_parquet(run_dir / f"{name}.parquet"),
             pd.read_parquet(reference / f"{name}.parquet"),
         )
+
+
+def test_a_run_killed_while_its_dataset_decodes_resumes_to_the_twins_tables(tmp_path):
+    """SIGKILL of the driver (and Ray) mid-decode of an ImageFolder tree: the resume decodes
+    only the chunks not yet recorded and gives the tables of a run never stopped."""
+    from bench.perf.data import write_photo_tree
+
+    photos = write_photo_tree(tmp_path / "photos", 4000, side=128)
+    cache = tmp_path / "cache"
+    raw = {
+        "name": "decoded",
+        "models": ["mlp"],
+        "datasets": [{"name": "imagefolder", "path": str(photos), "image_size": 32}],
+        "search": {"trials": 2, "batch": 2},
+        "cv": {"folds": 2},
+        "evaluation": {"repeats": 1},
+        "budget": {"epochs": 2},
+        "output": "results",
+    }
+    benchmark = tmp_path / "decoded.yaml"
+    benchmark.write_text(yaml.safe_dump(raw))
+    env = {"BENCH_CACHE_DIR": str(cache)}
+    first = start(["run", str(benchmark)], tmp_path, env)
+    deadline = time.time() + 300
+    while len(list(cache.glob("*.partial/chunks/*.npz"))) < 2:
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    recorded = [int(p.stem.split("-")[1]) for p in cache.glob("*.partial/chunks/*.npz")]
+    assert 2 <= len(recorded) < 16  # 4000 images in chunks of 256: the decode was cut off
+    run_dir = next(tmp_path.glob("results/decoded/*"))
+    resumed = run_bench(["run", "--resume", str(run_dir.relative_to(tmp_path))], tmp_path, env)
+    decoded = re.search(r"decoded ([\d,]+) images in", resumed.stdout).group(1)
+    # only what was left undone (decode tasks already running may finish a chunk or two more
+    # while the killed session's workers go down)
+    assert int(decoded.replace(",", "")) <= 4000 - sum(recorded)
+    run_bench(["run", str(benchmark)], tmp_path, env)  # the twin, from the finished cache
+    twin = next(d for d in tmp_path.glob("results/decoded/*") if d != run_dir)
+    assert_same_tables(run_dir, twin)

@@ -14,6 +14,7 @@ from bench.config.schema import BenchmarkConfig, ParamSpec, SearchSpace
 from bench.errors import BenchError, ConfigError, closest
 from bench.hparams import TRAINING_PARAMS, Hyperparameter
 from bench.registry import DATASETS, MODELS
+from bench.results.names import part_name
 
 
 def check_names(config: BenchmarkConfig, source: str) -> None:
@@ -64,10 +65,28 @@ def _check_datasets(config: BenchmarkConfig, source: str) -> list[str]:
             )
         for option in sorted(spec.required - dataset.options_set()):
             raise ConfigError(f"{where}: dataset '{dataset.name}' needs '{option}'; add it")
-    keys = [d.key for d in config.datasets]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{source}: datasets: the same dataset is listed twice; list it once")
-    return keys
+    _check_distinct_files(config, source)
+    return [d.key for d in config.datasets]
+
+
+def _check_distinct_files(config: BenchmarkConfig, source: str) -> None:
+    """Each dataset gets files of its own in the run folder (named by part_name of its key:
+    the name, and a tree's folder name): two entries that would share them are refused."""
+    first: dict[str, int] = {}
+    for i, dataset in enumerate(config.datasets):
+        j = first.setdefault(part_name(dataset.key), i)
+        if j == i:
+            continue
+        other = config.datasets[j]
+        if (other.name, other.path) == (dataset.name, dataset.path):
+            raise ConfigError(
+                f"{source}: datasets[{i}]: the same dataset as datasets[{j}]; list it once"
+            )
+        raise ConfigError(
+            f"{source}: datasets[{j}] ({other.path}) and datasets[{i}] ({dataset.path}) would "
+            f"share the run's files named '{part_name(dataset.key)}' (a tree is named by its "
+            "folder); rename one of the folders"
+        )
 
 
 def _check_model_entries(config: BenchmarkConfig, source: str) -> None:

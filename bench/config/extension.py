@@ -10,6 +10,7 @@ from typing import Any
 from bench.config.loading import dotted_keys
 from bench.config.schema import BenchmarkConfig, DatasetConfig
 from bench.errors import ConfigError
+from bench.redaction import redact
 
 # Keys that may differ: where and how the trials run, and how intervals are drawn (recomputed
 # for every row when the run's files are merged again).
@@ -56,11 +57,17 @@ def _compare(key: str, old: Any, new: Any, source: str, grows: bool = False) -> 
                 f"only add to it: ask for {old} or more"
             )
         return
-    if old != new:
+    if _as_stored(old) != _as_stored(new):
         raise ConfigError(
             f"{source}: {_change(key, old, new)}; the new rows would not compare with the "
             f"run's: put it back, or start a new run (drop --resume)"
         )
+
+
+def _as_stored(value: Any) -> Any:
+    """A value as config.yaml stores it (credentials in URIs masked), so a path given with its
+    secret again compares equal to the run's masked one."""
+    return redact(value) if isinstance(value, str) else value
 
 
 def _compare_dataset(old: DatasetConfig, new: DatasetConfig, source: str) -> None:

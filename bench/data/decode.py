@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import first_line
+
 
 def decode_image(path: Path, side: int, mode: str) -> tuple[np.ndarray | None, str | None]:
     """(H, W[, C]) uint8 pixels of an image file in PIL `mode` (L or RGB) at side x side, and
@@ -25,8 +27,3 @@ def decode_image(path: Path, side: int, mode: str) -> tuple[np.ndarray | None, s
         return None, f"too large to decode safely: {first_line(exc)}"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return None, f"cannot decode: {first_line(exc)}"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -24,11 +24,10 @@ from bench.data.cache import (
     cached,
     file_identity,
 )
-from bench.data.decode import first_line
 from bench.data.images import LoadedImages, to_uint8_nchw
 from bench.data.remote import materialize
 from bench.data.rows import ImageRows
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 
 IMAGE_SUFFIXES = {
     ".png",

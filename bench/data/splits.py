@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.images import ImageData, LoadedImages, pixel_sums, stats_of, take
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError, first_line
 from bench.results.schema import ROWS
 from bench.seeds import split_seed
 
@@ -40,7 +40,14 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
             skipped=loaded.skipped,
             ignored=loaded.ignored,
         )
-    train, test = holdout_split(loaded.y, test_fraction, seed)
+    try:
+        train, test = holdout_split(loaded.y, test_fraction, seed)
+    except ValueError as exc:  # scikit-learn's: a class of one image, a test split too small
+        raise DataError(
+            f"dataset '{name}': no stratified test split of {len(loaded.y)} images into "
+            f"{len(loaded.classes)} classes at test_fraction {test_fraction} ({first_line(exc)}); "
+            "add images to its smallest classes, or change evaluation.test_fraction"
+        ) from None
     return ImageData(
         name,
         loaded.classes,

@@ -20,6 +20,7 @@ import pyarrow.fs as pafs
 
 from bench.errors import BenchError
 from bench.export.tracked import DIGEST, KIND, TAG, TrackedBenchmarkRun, TrackedRun, read_tracked
+from bench.redaction import redact
 from bench.results.reader import find_runs
 from bench.results.store import RunStore, part_name
 
@@ -50,7 +51,7 @@ class Exported:
         what = "exported" if self.changed else "unchanged since its last export"
         return (
             f"{self.folder}: {what}: MLflow run {self.mlflow_run_id} with {self.pairings} "
-            f"nested, experiment '{self.experiment}' at {self.tracking_uri}"
+            f"nested, experiment '{self.experiment}' at {redact(self.tracking_uri)}"
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.registry.models import create_model
 from bench.results.schema import dumps
 from bench.results.store import MODELS_FOLDER, RunStore, kept_folder
@@ -114,15 +114,23 @@ def load_kept_model(run: str | Path, model: str, dataset: str) -> KeptModel:
             f"{run}: no kept model for {model}@{dataset} (kept: {', '.join(kept) or 'none'}); "
             f"pass a model and dataset of that run"
         )
-    meta = store.read_json(f"{folder}/{META}")
-    adapter = InputAdapter(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["adapter"].items()}
-    )
-    built = create_model(
-        meta["model"], len(meta["classes"]), adapter.channels, adapter.size, **meta["hparams"]
-    )
-    with store.fs.open_input_stream(store.file(folder, WEIGHTS)) as stream:
-        state = torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
-    built.module.load_state_dict(state)
+    try:
+        meta = store.read_json(f"{folder}/{META}")
+        adapter = InputAdapter(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["adapter"].items()}
+        )
+        built = create_model(
+            meta["model"], len(meta["classes"]), adapter.channels, adapter.size, **meta["hparams"]
+        )
+        with store.fs.open_input_stream(store.file(folder, WEIGHTS)) as stream:
+            state = torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
+        built.module.load_state_dict(state)
+    except BenchError:
+        raise
+    except Exception as exc:  # a file cut short, edited or of another bench version
+        raise BenchError(
+            f"{run}: the kept model {folder} cannot be loaded ({type(exc).__name__}: "
+            f"{first_line(exc)}); its files are damaged: restore them, or run the pairing again"
+        ) from None
     built.module.eval()
     return KeptModel(built.module, adapter, list(meta["classes"]), meta)

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 from bench.models.contract import FineTuning, Preprocessing
 
 
@@ -48,7 +48,8 @@ def build_torchvision(
     pretrained = strategy != "from_scratch" and weights not in (None, "none")
     model = torchvision.models.get_model(arch, weights=None)
     if pretrained:
-        model.load_state_dict(_matching(model, _state_dict(arch, weights)), strict=False)
+        state = _matching(model, _state_dict(arch, weights), arch, weights)
+        model.load_state_dict(state, strict=False)
     if strategy == "head_only":
         for parameter in model.parameters():
             parameter.requires_grad_(False)
@@ -78,14 +79,37 @@ def _state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise DataError(f"model '{arch}': weights file {path} not found; fix weights: or use none")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, truncated, or pickled objects beyond tensors
+        raise DataError(
+            f"model '{arch}': weights file {path} cannot be read as tensors ({first_line(exc)}); "
+            "save the state_dict with torch.save(model.state_dict(), path), or use weights: none"
+        ) from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not state:
+        raise DataError(
+            f"model '{arch}': weights file {path} holds no state_dict; save one with "
+            "torch.save(model.state_dict(), path)"
+        )
+    return state
 
 
-def _matching(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The entries that fit the model (a checkpoint's old head of another size is dropped)."""
+def _matching(
+    model: nn.Module, state: dict[str, torch.Tensor], arch: str, weights: str
+) -> dict[str, torch.Tensor]:
+    """The entries that fit the model (a checkpoint's old head of another size is dropped).
+    Weights that fit fewer than half of the model's tensors are for another architecture:
+    refused, where loading them would leave a model initialized at random without a word."""
     own = model.state_dict()
-    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if 2 * len(fitting) < len(own):
+        raise DataError(
+            f"model '{arch}': weights {weights}: {len(fitting)} of the model's {len(own)} "
+            "tensors match them by name and shape (weights of another architecture?); pass "
+            f"weights of {arch}, or use weights: none"
+        )
+    return fitting
 
 
 def _replace_head(model: nn.Module, num_classes: int, hidden: int, dropout: float) -> str:

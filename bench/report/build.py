@@ -50,8 +50,12 @@ class ReportFiles:
 
 
 def default_output(paths: list[str]) -> Path:
-    """`<first path>/report/`: beside the results, never over a run's own files."""
-    return Path(paths[0]).expanduser() / REPORT_FOLDER
+    """`<first path>/report/` for a folder of runs; beside a run named first, as
+    `report-<run id>/`: a run's own folder holds only what its run wrote."""
+    first = Path(paths[0]).expanduser()
+    if RunStore(str(first)).is_run():
+        return first.parent / f"{REPORT_FOLDER}-{first.name}"
+    return first / REPORT_FOLDER
 
 
 def _refuse_run_folder(folder: Path) -> None:
@@ -59,7 +63,8 @@ def _refuse_run_folder(folder: Path) -> None:
     if RunStore(str(folder)).is_run():
         raise BenchError(
             f"--out {folder}: that is a run folder, and the report would overwrite its "
-            f"leaderboard; pick another folder (default: {REPORT_FOLDER}/ inside the first path)"
+            f"leaderboard; pick another folder, or leave --out out (the report then goes "
+            f"beside the runs)"
         )
 
 
@@ -71,11 +76,11 @@ def build_report(
     out: str | None = None,
 ) -> ReportFiles:
     """`metric`: rank by it; by default, by the metric the runs searched on."""
+    folder = Path(out).expanduser() if out else default_output(paths)
+    _refuse_run_folder(folder)  # before reading anything
     runs = load_runs(paths)
     metric = metric or runs.search_metric()
     board = leaderboard(runs, metric, datasets, models)
-    folder = Path(out).expanduser() if out else default_output(paths)
-    _refuse_run_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(
         folder,

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
+from bench.results.names import part_name
 from bench.results.schema import TABLES, check_version, to_table
 
 
@@ -29,11 +30,6 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
-
-
-def part_name(name: str) -> str:
-    """`name` (a pairing such as `mlp@digits.r0`, a dataset key) as a file-name-safe string."""
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
 
 
 RUN_MARKER = "config.yaml"  # of a run: the resolved definition, its first file
@@ -158,7 +154,13 @@ class RunStore:
 
 
 def read_parquet(fs: pafs.FileSystem, path: str) -> pa.Table:
-    table = pq.read_table(path, filesystem=fs)
+    try:
+        table = pq.read_table(path, filesystem=fs)
+    except (pa.ArrowInvalid, OSError) as exc:  # cut short, overwritten, another format
+        raise BenchError(
+            f"{path}: not a readable Parquet file ({first_line(exc)}); restore it, or resume "
+            "the run that wrote it (bench run --resume RUN writes its tables again)"
+        ) from None
     check_version(table, path)
     name = path.rsplit("/", 1)[-1].removesuffix(".parquet")
     expected = TABLES.get(name)

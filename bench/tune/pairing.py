@@ -23,7 +23,7 @@ from bench.results.store import RunStore
 from bench.train.task import refit_epochs
 from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
 from bench.tune.refit import REFIT_COLUMNS, REFIT_PARTS
-from bench.tune.space import distributions, grid_size, make_sampler, sample_params
+from bench.tune.space import grid_size, make_sampler, sample_params
 from bench.tune.studies import States, StudyJournal, open_study, told
 from bench.tune.trial import read_checkpoint
 
@@ -70,20 +70,21 @@ class PairingSearch:
         self.metric = plan.metric
         trials = trial_budget(plan)
         self.total, self.budget = trials, max(0, trials - len(prior))
-        # A resumed search reseeds past its finished trials, or its startup phase would
-        # propose the very points the interrupted search already tried.
-        seed = search.seed + plan.repeat + len(prior)
-        sampler = make_sampler(search.sampler, space, seed)
+        # Proposals draw from a stream per trial number (make_sampler), so a resumed search
+        # proposes what the uninterrupted one would have.
+        sampler = make_sampler(search.sampler, space, search.seed + plan.repeat)
         self.studies = studies if plan.searches else None  # a refit-only repeat asks nothing
         storage = self.studies.storage if self.studies else None  # None: in memory
         self.study = open_study(storage, self.name, space, self.objective, sampler, prior)
-        self._enqueue_restarts(job.restarts)
         self.handed, self.live = 0, {}
-        # Fixed batches (search.batch; 0: none): a batch is asked only once every trial of the
-        # previous one is told, and its results are told in trial order, so proposals depend
-        # on the seed and the results, never on which trial finished first.
-        self.batch, self.in_batch = search.batch, 0
-        self.untold: list[tuple[int, optuna.trial.Trial, tuple[States, float | None]]] = []
+        self.next_number = len(self.study.get_trials(deepcopy=False))
+        # Fixed batches (search.batch; 0: none): trial n belongs to batch n // batch; a batch is
+        # asked only once every trial of the previous one is told, and its results are told in
+        # trial order, so proposals depend on the seed and the results, never on which trial
+        # finished first, nor on where an earlier session of the run was stopped.
+        self.batch = search.batch
+        self.untold: list[tuple[int, optuna.trial.Trial | int, tuple[States, float | None]]] = []
+        self.reruns = self._resume_running(prior)
         statuses = [r["status"] for r in prior]
         self.progress = {
             "done": len(prior),
@@ -97,19 +98,21 @@ class PairingSearch:
         self.previous = previous
         self.started: float | None = None
         self.test_score: float | None = None
+        self._tell_finished_batch()  # a resumed batch whose trials had all ended
 
-    def _enqueue_restarts(self, restarts: dict[str, str]) -> None:
-        """Cut-off trials run again first, from their checkpoints (unless an earlier resume
-        queued them already and the journal still holds them waiting)."""
-        searched = distributions(self.space)
-        waiting = {
-            dumps(t.system_attrs.get("fixed_params", {}))
-            for t in self.study.get_trials(deepcopy=False, states=(States.WAITING,))
-        }
-        for key in restarts:
-            params = {k: v for k, v in json.loads(key).items() if k in searched}
-            if dumps(params) not in waiting:
-                self.study.enqueue_trial(params)
+    def _resume_running(self, prior: list[dict[str, Any]]) -> list[optuna.trial.Trial]:
+        """Trials the journal holds as running (the run was stopped before it told them):
+        one with a row had ended, and is told with the rest of its batch as the run would
+        have; one without was cut off, and runs again first under its own number and
+        parameters (from its last checkpoint, where it saved one: job.restarts)."""
+        rows = {int(r["trial"]): r for r in prior}
+        reruns = []
+        for trial in self.study.get_trials(deepcopy=False, states=(States.RUNNING,)):
+            if trial.number in rows:
+                self.untold.append((trial.number, trial.number, told(rows[trial.number])))
+            else:
+                reruns.append(optuna.Trial(self.study, trial._trial_id))
+        return reruns
 
     @property
     def name(self) -> str:
@@ -117,8 +120,14 @@ class PairingSearch:
 
     def wants_trial(self) -> bool:
         within = self.handed < self.budget and len(self.live) < self.live_cap
-        batch_open = not self.batch or self.in_batch < self.batch
-        return self.phase == SEARCHING and within and batch_open
+        return self.phase == SEARCHING and within and self._batch_open()
+
+    def _batch_open(self) -> bool:
+        """A cut-off trial runs again at once; a new trial waits while the batch before it is
+        still running or untold."""
+        if self.reruns or not self.batch:
+            return True
+        return not (self.next_number % self.batch == 0 and (self.live or self.untold))
 
     @property
     def search_finishing(self) -> bool:
@@ -132,11 +141,11 @@ class PairingSearch:
     def ask(self, trial_id: str) -> dict[str, Any]:
         """The next CV trial's config (Tune's trial config: pairing, kind, number, params)."""
         self.started = self.started or time.perf_counter()
-        trial = self.study.ask()
-        params = sample_params(trial, self.space)
+        trial = self.reruns.pop(0) if self.reruns else self.study.ask()
+        params = sample_params(trial, self.space)  # a rerun's: those it was asked with
         number = trial.number  # the study's numbers are the run's
+        self.next_number = max(self.next_number, number + 1)
         self.handed += 1
-        self.in_batch += 1
         self.live[trial_id] = HandedOut(number, params, trial)
         return {"pairing": self.name, "kind": CV, "trial": number, "params": params}
 
@@ -184,12 +193,13 @@ class PairingSearch:
 
     def _tell_finished_batch(self) -> None:
         """Tell Optuna the batch's results in trial order once all of it has ended."""
-        complete = self.in_batch >= self.batch or self.handed >= self.budget
-        if self.batch and (self.live or not complete):
+        complete = self.next_number % self.batch == 0 if self.batch else True
+        complete = complete or self.handed >= self.budget
+        if self.batch and (self.live or self.reruns or not complete):
             return
         for _, trial, (state, value) in sorted(self.untold, key=lambda t: t[0]):
             tell(self.study, trial, value, state=state)
-        self.untold, self.in_batch = [], 0
+        self.untold = []
         if self.studies is not None:
             self.studies.sync()
 

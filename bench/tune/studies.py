@@ -77,17 +77,16 @@ def open_study(
     """The study `name` in `storage` (in memory when None), holding every trial of `rows` (the
     pairing's trial rows so far) under its own number.
 
-    A study the journal already holds is continued: trials it still has running (the run was
-    stopped before it told them) are told as their rows say, or failed when they left none.
-    One that is missing, or lags its rows (a remote journal uploaded before the run was
-    killed), is built anew from the rows."""
+    A study the journal already holds is continued as it is: the trials it still has running
+    (the run was stopped before it told them) are the caller's to tell or run again
+    (PairingSearch). One that is missing, or lags its rows (a remote journal uploaded before
+    the run was killed), is built anew from the rows."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created
     direction = "maximize" if objective.mode == "max" else "minimize"
     by_number = {int(r["trial"]): r for r in rows}
     if storage is not None and name in _study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if len(study.trials) > max(by_number, default=-1):
-            _tell_unfinished(study, by_number)
             return study
         optuna.delete_study(study_name=name, storage=storage)
     study = optuna.create_study(
@@ -99,13 +98,6 @@ def open_study(
 
 def _study_names(storage: optuna.storages.BaseStorage) -> set[str]:
     return {s.study_name for s in storage.get_all_studies()}
-
-
-def _tell_unfinished(study: optuna.Study, by_number: dict[int, dict[str, Any]]) -> None:
-    for trial in study.get_trials(deepcopy=False, states=(States.RUNNING,)):
-        row = by_number.get(trial.number)
-        state, value = told(row) if row else (States.FAIL, None)
-        study.tell(trial.number, value, state=state)
 
 
 def _add_rows(study: optuna.Study, space: SearchSpace, by_number: dict[int, dict]) -> None:

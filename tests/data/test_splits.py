@@ -72,3 +72,18 @@ def test_repeats_draw_their_own_splits_and_the_fingerprint_names_them():
         assert d.fold_stats[0] != (d.mean, d.std)
     assert stamp(0)[1] == first
     assert len({first, stamp(1)[1], stamp(0, repeats=3)[1], stamp(0, fraction=0.25)[1]}) == 4
+
+
+@pytest.mark.parametrize("sizes", [[10, 10, 1], [2, 2, 2]])
+def test_a_pool_with_no_stratified_test_split_is_refused_in_one_line(sizes):
+    """scikit-learn's ValueError (a class of one image; fewer test images than classes) once
+    ended a run in a traceback; it names the dataset and the fix now."""
+    from bench.data.images import LoadedImages
+    from bench.data.splits import prepare_dataset
+    from bench.errors import DataError
+
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    loaded = LoadedImages(["a", "b", "c"], np.zeros((len(y), 1, 4, 4), np.uint8), y)
+    with pytest.raises(DataError, match="dataset 'tree': no stratified test split") as info:
+        prepare_dataset("tree", loaded, 0.2, seed=0)
+    assert "evaluation.test_fraction" in str(info.value) and "\n" not in str(info.value)

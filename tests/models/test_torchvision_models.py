@@ -121,6 +121,23 @@ def test_local_state_dict_loads_weights_only(tmp_path):
         build("resnet18", 4, weights=str(tmp_path / "missing.pt"))
 
 
+def test_weights_of_another_architecture_or_no_weights_at_all_are_refused(tmp_path):
+    """resnet34's weights once loaded into resnet18 as the few tensors that happened to fit,
+    the rest left random, without a word; a file that is not a state_dict was a traceback."""
+    other = tmp_path / "resnet34.pt"
+    torch.save(build("resnet34", 10).module.state_dict(), other)
+    with pytest.raises(DataError, match=r"model 'mobilenet_v2': weights .*resnet34.pt: \d+ of"):
+        build("mobilenet_v2", 4, weights=str(other))
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(other.read_bytes()[:1000])  # a download cut short
+    with pytest.raises(DataError, match="cannot be read as tensors"):
+        build("resnet18", 4, weights=str(broken))
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2, 3], listed)
+    with pytest.raises(DataError, match="holds no state_dict"):
+        build("resnet18", 4, weights=str(listed))
+
+
 def test_imagenet_weights_come_from_torchvision_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     enum = imagenet_weights("resnet18")

@@ -272,6 +272,10 @@ def test_a_report_is_never_written_over_a_run(results):
     with pytest.raises(BenchError, match="that is a run folder, and the report would overwrite"):
         build_report([str(run)], out=str(run))
     assert (run / "leaderboard.parquet").read_bytes() == before
+    # with no --out, a report of one run goes beside it, not into it
+    files = build_report([str(run)])
+    assert files.folder == run.parent / f"report-{run.name}" and files.html.is_file()
+    assert not (run / "report").exists()
 
 
 def test_missing_optional_files_drop_sections_with_a_note(results):

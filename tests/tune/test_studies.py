@@ -1,11 +1,13 @@
 """Each pairing's Optuna study kept in the run folder's journal: optuna.load_study opens it and
 it holds what trials.parquet holds; a resumed run continues it (trials the stopped run never
-told are told from their rows, or failed); a journal that lags its rows is rebuilt."""
+told are told with their batch, cut-off ones run again under their own numbers) and proposes
+what the uninterrupted run would have; a journal that lags its rows is rebuilt."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import optuna
 import pytest
@@ -98,10 +100,71 @@ def test_a_resumed_search_continues_the_stored_study(tmp_path):
     assert [t.state for t in load(store).trials] == [States.RUNNING] * 3
     second = searching(store, trials=6, batch=3)
     assert second.budget == 4  # 6, less the two that ended
+    # the cut-off trial runs again first, under its own number and with its own parameters
+    again = second.ask("t2-again")
+    assert again["trial"] == 2 and again["params"] == configs[2]["params"]
+    assert not second.wants_trial()  # batch 0-2 is told before trial 3 is asked
+    assert [t.state for t in load(store).trials] == [States.RUNNING] * 3
+    end(store, second, "t2-again", again, "ok", score=0.2)
     study = load(store)
-    assert [t.state for t in study.trials] == [States.COMPLETE, States.PRUNED, States.FAIL]
+    assert [t.state for t in study.trials] == [States.COMPLETE, States.PRUNED, States.COMPLETE]
     assert study.trials[0].value == pytest.approx(0.7)
-    assert second.ask("t3")["trial"] == 3  # numbers go on after the cut-off trial's
+    assert second.ask("t3")["trial"] == 3
+
+
+def score_of(params: dict) -> float:
+    """A made-up objective with a peak, so TPE's proposals depend on what it was told."""
+    return 1.0 / (1.0 + abs(math.log10(params["lr"]) + 2.0)) + params["hidden_dim"] / 1000
+
+
+def drive(store, pairing, events: int | None = None) -> bool:
+    """Hand out trials while the search wants them and end the oldest running one, as Tune
+    would; stop after `events` ends (a kill: False) or when the search is done (True)."""
+    running: list[tuple[str, dict]] = []
+    while True:
+        while pairing.wants_trial():
+            trial_id = f"t{pairing.next_number}-{len(running)}-{pairing.handed}"
+            running.append((trial_id, pairing.ask(trial_id)))
+        if not running:
+            return True
+        if events is not None:
+            if events == 0:
+                return False
+            events -= 1
+        trial_id, config = running.pop(0)
+        end(store, pairing, trial_id, config, "ok", score=score_of(config["params"]))
+
+
+def proposals(store) -> dict[int, dict]:
+    return {t.number: t.params for t in load(store).trials}
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_search_stopped_anywhere_and_resumed_proposes_what_the_uninterrupted_one_did(
+    tmp_path, sampler
+):
+    """A stop after any number of ended trials (running ones cut off), then a new process's
+    search on the same run folder: every trial number gets the parameters and value of the
+    search that was never stopped."""
+
+    def search(store):
+        plan = dataclasses.replace(
+            job(trials=9, batch=2).plan,
+            search=SearchConfig(trials=9, sampler=sampler, seed=3, batch=2),
+        )
+        return PairingSearch(PairingJob(plan), 3, stored_trials(store, NAME), StudyJournal(store))
+
+    twin = RunStore(str(tmp_path / "twin"))
+    assert drive(twin, search(twin))
+    expected = proposals(twin)
+    assert sorted(expected) == list(range(9))
+    for stop in range(1, 9):
+        store = RunStore(str(tmp_path / f"stopped-after-{stop}"))
+        assert not drive(store, search(store), events=stop)
+        assert drive(store, search(store))  # resumed: a new sampler, from the journal
+        assert proposals(store) == expected, f"stopped after {stop} trials"
+        values = {t.number: t.value for t in load(store).trials}
+        assert values == {t.number: t.value for t in load(twin).trials}
 
 
 def test_a_journal_behind_its_rows_is_built_again_from_them(tmp_path):
@@ -112,17 +175,6 @@ def test_a_journal_behind_its_rows_is_built_again_from_them(tmp_path):
     again = searching(store)
     assert [(t.number, t.state) for t in load(store).trials] == [(0, States.COMPLETE)]
     assert again.best_score == pytest.approx(0.4) and again.budget == 3
-
-
-def test_a_restart_queued_by_an_earlier_resume_is_not_queued_twice(tmp_path):
-    store = RunStore(str(tmp_path / "run"))
-    params = json.dumps({"depth": 2, "hidden_dim": 32, "lr": 0.01}, sort_keys=True)
-    restarts = {params: "tune/search/mlp@digits.r0-trial_00000/checkpoint_000001/cv_state.pt"}
-    searching(store, restarts=restarts)  # queued, then stopped before it was asked
-    pairing = searching(store, restarts=restarts)
-    waiting = [t for t in load(store).trials if t.state == States.WAITING]
-    assert len(waiting) == 1
-    assert pairing.ask("t")["params"]["lr"] == pytest.approx(0.01)
 
 
 def test_a_remote_run_folder_gets_the_journal_and_a_resume_reads_it_back():
