@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "default 6, --quick 2)",
     )
 
+    audit = commands.add_parser(
+        "audit", help="find likely label errors and duplicate images in a finished run's data"
+    )
+    audit.add_argument("run", help="a run folder (results/<benchmark>/<run id>)")
+
     predict = commands.add_parser(
         "predict", help="top classes of image files by a run's kept model (repeat 0's refit)"
     )
@@ -273,6 +278,14 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from bench.audit.run import audit_saved_run
+
+    for line in audit_saved_run(args.run):
+        print(line)
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from bench.models.kept import load_kept_model
 
@@ -335,6 +348,7 @@ COMMANDS = {
     "report": _report,
     "leaderboard": _leaderboard,
     "predict": _predict,
+    "audit": _audit,
     "export": _export,
     "models": _list_models,
     "datasets": _list_datasets,

@@ -80,6 +80,7 @@ def run_benchmark(
     with failures_resumable(store, config, resume_command):
         run = search_all(config, store, pairings, studies, resume_command, callbacks, echo, debug)
         tables = merge_parts(store, config.evaluation)
+        audit_lines = audited(store, config) if config.audit.enabled else []
     if run.data_errors:
         error = next(iter(run.data_errors.values()))
         raise BenchError(
@@ -89,8 +90,17 @@ def run_benchmark(
     leaderboard = tables["leaderboard"].to_pylist()
     echo("")
     echo(format_leaderboard(leaderboard))
+    for line in audit_lines:
+        echo(line)
     echo(f"\nresults: {redact(store.uri)}  ({time.perf_counter() - started:.0f} s)")
     return RunSummary(store, leaderboard, time.perf_counter() - started)
+
+
+def audited(store: RunStore, config: BenchmarkConfig) -> list[str]:
+    """The data audit (bench.audit) of the finished run: its summary lines."""
+    from bench.audit.run import audit_run, repeat_zero_loader
+
+    return audit_run(store, config, repeat_zero_loader(config))
 
 
 @contextlib.contextmanager

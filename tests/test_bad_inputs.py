@@ -175,6 +175,8 @@ CASES = [
     ("a report of nothing", ["report", "results/nothing"], None, "no such results folder"),
     ("an unknown report metric", ["report", "results", "--metric", "f9"], None, "metric"),
     ("a report of a damaged leaderboard", ["report", RUN], None, "not a readable Parquet file"),
+    ("an audit of a folder that is no run", ["audit", "results/b"], None, "not a bench run folder"),
+    ("an audit of a damaged run", ["audit", RUN], None, "not a readable Parquet file"),
 ]
 
 

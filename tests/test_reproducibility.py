@@ -9,7 +9,17 @@ from bench.testing.rows import comparable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-TABLES = ("folds", "epochs", "trials", "replicates", "predictions", "splits", "leaderboard")
+TABLES = (
+    "folds",
+    "epochs",
+    "trials",
+    "replicates",
+    "predictions",
+    "splits",
+    "leaderboard",
+    "oof",
+    "audit_ranking",
+)
 
 
 def test_two_runs_with_the_same_seeds_give_the_same_rows(ray_session, tmp_path, tiny_benchmark):

@@ -158,7 +158,19 @@ def test_killed_run_resumes_to_the_uninterrupted_runs_tables(tmp_path, twin):
 
 
 # Every table of a run whose rows a seeded rerun reproduces (less times, places and ids)
-TABLES = ("folds", "epochs", "trials", "predictions", "replicates", "leaderboard", "splits")
+TABLES = (
+    "folds",
+    "epochs",
+    "trials",
+    "predictions",
+    "replicates",
+    "leaderboard",
+    "splits",
+    "oof",
+    "label_issues",
+    "duplicates",
+    "audit_ranking",
+)
 
 
 def test_a_run_killed_during_a_refit_resumes_to_the_uninterrupted_runs_tables(tmp_path, twin):

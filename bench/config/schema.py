@@ -153,6 +153,15 @@ class EvaluationConfig(_Strict):
     bootstrap: Annotated[int, Field(ge=100)] = 1000
 
 
+class AuditConfig(_Strict):
+    """The data audit after a run (bench.audit): likely label errors and duplicate images."""
+
+    enabled: StrictBool = True
+    # near-duplicate pairs at or under this distance (1 - cosine of the centred images)
+    duplicate_distance: Annotated[float, Field(ge=0, le=1)] = 0.002
+    thumbnails: Annotated[int, Field(ge=0, le=1000)] = 24  # table rows that carry pictures
+
+
 class CVConfig(_Strict):
     folds: Annotated[int, Field(ge=2)] = 3
     seed: Annotated[int, Field(ge=0)] = 0
@@ -246,6 +255,7 @@ class BenchmarkConfig(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     model_budgets: dict[str, ModelBudget] = Field(default_factory=dict)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)

@@ -100,6 +100,8 @@ def build_report(
 def render_html(runs: RunSet, board: pd.DataFrame, metric: str, notes: list[str]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from bench.report.audit import audit_sections
+
     env = Environment(
         loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(["html"])
     )
@@ -119,6 +121,7 @@ def render_html(runs: RunSet, board: pd.DataFrame, metric: str, notes: list[str]
             _group_section(name, group, per_pairing, metric)
             for name, group in board.groupby("group", sort=False)
         ],
+        audits=audit_sections(runs.tables),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.metrics import Objective
+from bench.results.names import part_name
 from bench.results.ranking import competition_ranks, ranked_order
 from bench.results.schema import CV_COLUMNS, DEPLOYMENT_COLUMNS, INTERVAL_COLUMNS, make_row
 from bench.results.store import RunStore, concat
@@ -61,12 +62,28 @@ def merge_parts(store: RunStore, evaluation: Any = None) -> dict[str, pa.Table]:
     for name, folder in PARTS.items():
         tables[name] = concat(name, [store.read_table(p) for p in store.list(folder)])
         store.write_parquet(f"{name}.parquet", tables[name])
+    tables["oof"] = chosen_out_of_fold(store, tables)
+    store.write_parquet("oof.parquet", tables["oof"])
     search_mode = getattr(evaluation, "search", "once")
     resamples = getattr(evaluation, "bootstrap", 1000)
     seed = derive_seed(getattr(evaluation, "training_seed", 0), BOOTSTRAP)
     rows = pairing_rows(tables, search_mode, resamples, seed)
     tables["leaderboard"] = store.write_table("leaderboard", rank_pairings(rows))
     return tables
+
+
+def chosen_out_of_fold(store: RunStore, tables: dict[str, pa.Table]) -> pa.Table:
+    """The out-of-fold predictions of the trial each repeat chose (every trial wrote its own:
+    which one is chosen is known only once the search is over)."""
+    parts = []
+    for row in tables["replicates"].to_pylist():
+        if row["best_trial"] is None:
+            continue
+        pairing = part_name(f"{row['model']}@{row['dataset']}.r{row['repeat']}")
+        part = f"parts/oof/{pairing}/{int(row['best_trial']):05d}.parquet"
+        if store.exists(part):  # absent for repeats refit from repeat 0's choice
+            parts.append(store.read_table(part))
+    return concat("oof", parts)
 
 
 def pairing_rows(

@@ -15,7 +15,15 @@ from bench.results.store import read_parquet, resolve
 
 # Files a run folder must have, and those a report can do without (sections drop out).
 REQUIRED = ("leaderboard",)
-OPTIONAL = ("epochs", "trials", "replicates", "predictions")
+OPTIONAL = (
+    "epochs",
+    "trials",
+    "replicates",
+    "predictions",
+    "label_issues",
+    "duplicates",
+    "audit_ranking",
+)
 
 
 @dataclass

@@ -7,7 +7,6 @@ every builder must then fill. Imports neither Ray nor torch: reports read only t
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ import pyarrow as pa
 
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
+from bench.results.rowtype import RowError, RowType, dumps  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 4
 VERSION_KEY = b"bench.schema_version"
@@ -239,6 +239,79 @@ SPLITS = pa.schema(
     ]
 )
 
+# The chosen trial's out-of-fold predictions (trial parts hold every trial's; the merge keeps
+# the trial each repeat chose): every CV-pool sample scored by the one fold model that never
+# trained on it, what the data audit's label check needs (bench.audit).
+OUT_OF_FOLD = pa.schema(
+    _PAIRING
+    + _REPEAT
+    + [
+        ("trial", pa.int64()),
+        ("fold", pa.int64()),
+        ("sample", pa.int64()),  # row of the repeat's CV pool
+        ("y_true", pa.int64()),
+        ("proba", pa.list_(pa.float32())),
+    ]
+)
+
+# Where an audited image is: its role and row in repeat 0's splits, its row in the loaded
+# dataset (-1 in an official test split) and its file (empty when the dataset has none).
+_AUDIT_RUN = [("run_id", pa.string()), ("benchmark", pa.string()), ("dataset", pa.string())]
+
+
+def _image(prefix: str = "") -> list[tuple[str, pa.DataType]]:
+    return [
+        (f"{prefix}role", pa.string()),
+        (f"{prefix}sample", pa.int64()),
+        (f"{prefix}source_index", pa.int64()),
+        (f"{prefix}file", pa.string()),
+        (f"{prefix}thumbnail", pa.binary()),  # PNG, for the first rows only; else empty
+    ]
+
+
+LABEL_ISSUES = pa.schema(
+    _AUDIT_RUN
+    + [("rank", pa.int64())]  # 1 = the likeliest error
+    + _image()
+    + [
+        ("given_label", pa.int64()),
+        ("suggested_label", pa.int64()),
+        ("given_class", pa.string()),
+        ("suggested_class", pa.string()),
+        ("given_probability", pa.float64()),  # the models' mean probability of the given label
+        ("suggested_probability", pa.float64()),
+        ("models_flagging", pa.int64()),  # models whose own predictions flag it
+        ("models", pa.int64()),
+    ]
+)
+
+DUPLICATES = pa.schema(
+    _AUDIT_RUN
+    + [
+        ("kind", pa.string()),  # "exact" (the same pixels) or "near"
+        ("pair", pa.string()),  # "test-train" or "test-test" (roles in repeat 0)
+        ("distance", pa.float64()),  # 1 - cosine similarity of the images' signatures
+    ]
+    + _image("a_")
+    + _image("b_")
+)
+
+# Each pairing's held-out score on every repeat's test split with the flagged images left out.
+AUDIT_RANKING = pa.schema(
+    _PAIRING
+    + [
+        ("metric", pa.string()),
+        ("subset", pa.string()),  # "all", "without_duplicates", "without_label_issues"
+        ("test_samples", pa.int64()),  # summed over repeats
+        ("removed", pa.int64()),  # test images left out, summed over repeats
+        ("test_score", pa.float64()),
+        ("test_score_low", pa.float64()),
+        ("test_score_high", pa.float64()),
+        ("rank", pa.int64()),  # within the dataset, on this subset
+        ("rank_all", pa.int64()),  # on every test image, as the leaderboard ranks
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "folds": FOLDS,
     "epochs": EPOCHS,
@@ -247,6 +320,10 @@ TABLES: dict[str, pa.Schema] = {
     "replicates": REPLICATES,
     "predictions": PREDICTIONS,
     "splits": SPLITS,
+    "oof": OUT_OF_FOLD,
+    "label_issues": LABEL_ISSUES,
+    "duplicates": DUPLICATES,
+    "audit_ranking": AUDIT_RANKING,
 }
 STATUSES = ("ok", "failed", "pruned")
 
@@ -259,45 +336,6 @@ DEPLOYMENT_COLUMNS = tuple(name for name, _ in _DEPLOYMENT)
 
 class SchemaError(BenchError):
     """A results file that does not match this version of bench's schema."""
-
-
-class RowError(ValueError):
-    """A row without exactly its table's columns: a bug in the code that built it."""
-
-
-class RowType:
-    """The row of one table: a dict holding exactly the table's columns (in any order).
-
-    `ROWS["folds"](run_id=..., ...)` checks the columns and returns the dict; a missing or an
-    extra column raises RowError naming them. Rows stay plain dicts: cheap for the thousands
-    of prediction rows of a run, the same shape a Parquet read gives back, and a builder may
-    still set a column it gave as None (a trial's compute, known only to its caller)."""
-
-    __slots__ = ("table", "columns", "_names")
-
-    def __init__(self, table: str, schema: pa.Schema) -> None:
-        self.table = table
-        self.columns: tuple[str, ...] = tuple(schema.names)
-        self._names = frozenset(schema.names)
-
-    def __call__(self, /, **fields: Any) -> dict[str, Any]:
-        self.check(fields)
-        return fields
-
-    def check(self, row: Mapping[str, Any]) -> None:
-        """Raise RowError unless `row` has exactly this table's columns."""
-        if row.keys() != self._names:
-            missing = sorted(self._names - row.keys())
-            extra = sorted(row.keys() - self._names)
-            problems = []
-            if missing:
-                problems.append(f"missing columns {missing}")
-            if extra:
-                problems.append(f"columns not in the schema {extra}")
-            raise RowError(f"{self.table} row: {'; '.join(problems)}")
-
-    def __repr__(self) -> str:
-        return f"RowType({self.table!r})"
 
 
 ROWS: dict[str, RowType] = {name: RowType(name, schema) for name, schema in TABLES.items()}
@@ -342,24 +380,3 @@ def check_version(table: pa.Table, source: str) -> None:
             f"{source}: results schema version {int(found)}, this bench reads version "
             f"{SCHEMA_VERSION}; rerun the benchmark or use the bench release that wrote it"
         )
-
-
-def dumps(value: Any) -> str:
-    """JSON for params and per-class columns: stable key order, NaN stored as null."""
-    return json.dumps(_nan_to_none(value), sort_keys=True, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()  # numpy scalars and arrays
-    raise TypeError(f"cannot store {type(value).__name__} in a results file")
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    return value

@@ -24,6 +24,7 @@ class TrialRecord:
     folds: list[dict[str, Any]]
     epochs: list[dict[str, Any]]
     summary: dict[str, Any]
+    out_of_fold: list[dict[str, Any]]
 
 
 def record_trial(
@@ -63,7 +64,8 @@ def record_trial(
         cpu_seconds=None,
         gpu_seconds=None,
     )
-    return TrialRecord(fold_rows, epoch_rows, summary)
+    out_of_fold = out_of_fold_rows(plan, data, trial, outcomes)
+    return TrialRecord(fold_rows, epoch_rows, summary, out_of_fold)
 
 
 def fold_row(
@@ -98,6 +100,25 @@ def fold_row(
         gpu_ids=placement.get("gpu_ids", ""),
         worker_pid=placement.get("worker_pid"),
     )
+
+
+def out_of_fold_rows(
+    plan: PairingPlan, data: ImageData, trial: int, outcomes: list[FoldOutcome]
+) -> list[dict[str, Any]]:
+    """Each CV-pool sample's probabilities from the fold model that validated on it."""
+    ids, row = plan.ids(), ROWS["oof"]
+    return [
+        row(
+            **ids,
+            trial=trial,
+            fold=outcome.fold,
+            sample=int(sample),
+            y_true=int(data.train_y[sample]),
+            proba=proba.astype(np.float32).tolist(),
+        )
+        for outcome in outcomes
+        for sample, proba in zip(outcome.val_index, outcome.val_proba, strict=True)
+    ]
 
 
 def sample_digest(index: np.ndarray) -> str:

@@ -73,7 +73,8 @@ def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, 
     part = f"{job.part_name}/{trial:05d}.parquet"
     store.write_table("folds", record.folds, f"parts/folds/{part}")
     store.write_table("epochs", record.epochs, f"parts/epochs/{part}")
-    store.write_table("trials", [record.summary], f"parts/trials/{part}")
+    store.write_table("oof", record.out_of_fold, f"parts/oof/{part}")
+    store.write_table("trials", [record.summary], f"parts/trials/{part}")  # written last: done
     tune.report(
         {
             "score": record.summary["score"],

@@ -1,0 +1,142 @@
+"""Duplicate images: exact (the same decoded pixels) and near (the same picture after noise, a
+re-encode, a change of brightness or a shift of a pixel or two).
+
+Near pairs in two steps, so the cost grows with the images times a few candidates rather than
+with every pair: each queried image's 30 nearest images by a coarse signature (8x8 grey, mean
+removed, unit length: blind to brightness and contrast, little moved by a small shift), then
+each candidate's distance at 32x32 after a 3x3 blur (which takes most of the noise and little
+of the picture), the smallest over shifts of up to 2 pixels. The distance is 1 - the cosine
+similarity of the two centred images where they overlap. On scikit-learn's digits at 32 px:
+0.0003 (median; 0.0008 at most in 300 tries) between an image and a copy shifted by a pixel
+with noise of 6 grey levels; 0.0039 at the least between two of the 1,797 digits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+COARSE = 8  # side of the signature that picks candidates
+FINE = 32  # side at which candidates are compared
+CANDIDATES = 30  # nearest images by the coarse signature compared at FINE
+SHIFT = 2  # largest shift, in FINE pixels, tried when comparing
+MAX_DISTANCE = 0.002  # near pairs at or under this distance are reported
+CHUNK = 256  # images converted at a time (a 224 px RGB chunk is 38 MB)
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: int  # image index, a < b
+    b: int
+    kind: str  # "exact" or "near"
+    distance: float
+
+
+@dataclass
+class Signatures:
+    hashes: list[bytes]
+    coarse: np.ndarray  # (N, COARSE * COARSE) float32, unit rows
+    fine: np.ndarray  # (N, FINE, FINE) float32 grey
+
+
+def signatures(images_parts: list) -> Signatures:
+    """Hashes and signatures of the images of every part (uint8 NCHW arrays or cache rows),
+    in order, as one set."""
+    hashes, coarse, fine = [], [], []
+    for block in _blocks(images_parts):
+        hashes += [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in block]
+        grey = _grey(block)
+        coarse.append(_unit(_resized(grey, COARSE).reshape(len(block), -1)))
+        fine.append(_blurred(_resized(grey, FINE)))
+    if not hashes:
+        return Signatures([], np.zeros((0, COARSE * COARSE), np.float32), np.zeros((0, FINE, FINE)))
+    return Signatures(hashes, np.concatenate(coarse), np.concatenate(fine))
+
+
+def find_duplicates(
+    found: Signatures, queries: np.ndarray, max_distance: float = MAX_DISTANCE
+) -> list[Pair]:
+    """Every exact pair and every near pair at or under `max_distance` that has at least one
+    image among `queries` (indices), each pair once, sorted by distance then index."""
+    queries = np.asarray(queries, dtype=np.int64)
+    pairs = {(p.a, p.b): p for p in _exact_pairs(found.hashes, set(queries.tolist()))}
+    for start in range(0, len(queries), 1024):
+        chunk = queries[start : start + 1024]
+        for i, candidates in zip(chunk, _candidates(found.coarse, chunk), strict=True):
+            distances = shifted_distance(found.fine[i], found.fine[candidates])
+            for j, distance in zip(candidates, distances, strict=True):
+                key = (int(min(i, j)), int(max(i, j)))
+                if distance <= max_distance and key not in pairs:
+                    pairs[key] = Pair(*key, "near", float(max(distance, 0.0)))
+    return sorted(pairs.values(), key=lambda p: (p.distance, p.a, p.b))
+
+
+def shifted_distance(image: np.ndarray, others: np.ndarray, shift: int = SHIFT) -> np.ndarray:
+    """1 - cosine similarity of the centred images on `image`'s centre, the smallest over
+    every shift of `others` by up to `shift` pixels each way."""
+    side = image.shape[0]
+    centre = _unit(image[shift : side - shift, shift : side - shift].reshape(1, -1))[0]
+    best = np.full(len(others), np.inf)
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            window = others[:, shift + dy : side - shift + dy, shift + dx : side - shift + dx]
+            best = np.minimum(best, 1.0 - _unit(window.reshape(len(others), -1)) @ centre)
+    return best
+
+
+def _exact_pairs(hashes: list[bytes], queries: set[int]) -> Iterator[Pair]:
+    groups: dict[bytes, list[int]] = {}
+    for i, digest in enumerate(hashes):
+        groups.setdefault(digest, []).append(i)
+    for members in groups.values():
+        for k, a in enumerate(members):
+            for b in members[k + 1 :]:
+                if a in queries or b in queries:
+                    yield Pair(int(a), int(b), "exact", 0.0)
+
+
+def _candidates(coarse: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+    """The CANDIDATES nearest other images of each image of `chunk`, by coarse signature."""
+    similarity = coarse[chunk] @ coarse.T
+    similarity[np.arange(len(chunk)), chunk] = -np.inf  # not itself
+    count = min(CANDIDATES, coarse.shape[0] - 1)
+    if count <= 0:
+        return np.zeros((len(chunk), 0), dtype=np.int64)
+    return np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+
+
+def _blocks(parts: list) -> Iterator[np.ndarray]:
+    for images in parts:
+        for start in range(0, len(images), CHUNK):
+            yield np.asarray(images[start : start + CHUNK])
+
+
+def _grey(block: np.ndarray) -> np.ndarray:
+    return block.astype(np.float32).mean(axis=1, keepdims=True)
+
+
+def _resized(grey: np.ndarray, side: int) -> np.ndarray:
+    """(N, 1, H, W) -> (N, side, side): area averages when shrinking, bilinear when growing."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.from_numpy(grey)
+    mode = "area" if grey.shape[2] >= side else "bilinear"
+    resized = F.interpolate(tensor, size=(side, side), mode=mode)
+    return resized[:, 0].numpy()
+
+
+def _blurred(images: np.ndarray) -> np.ndarray:
+    """3x3 box blur of (N, side, side), edges repeated."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = F.pad(torch.from_numpy(images)[:, None], (1, 1, 1, 1), mode="replicate")
+    return F.avg_pool2d(padded, 3, stride=1)[:, 0].numpy()
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    return (rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-6)).astype(np.float32)

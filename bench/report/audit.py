@@ -1,0 +1,77 @@
+"""The report's data-audit section, from label_issues, duplicates and audit_ranking.parquet:
+per dataset the likeliest label errors and duplicate pairs, with their thumbnails, and the
+ranks without the flagged images."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pandas as pd
+
+from bench.audit.effect import ALL, rank_changes
+
+SHOWN = 24  # rows of each table in the report (the Parquet files hold them all)
+
+
+def audit_sections(tables: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    issues, pairs, ranking = (
+        tables.get(name, pd.DataFrame()) for name in ("label_issues", "duplicates", "audit_ranking")
+    )
+    datasets = sorted(set(_column(issues, "dataset")) | set(_column(pairs, "dataset")))
+    return [_section(d, issues, pairs, ranking) for d in datasets]
+
+
+def _section(dataset: str, issues, pairs, ranking) -> dict[str, Any]:
+    issues = issues[issues["dataset"] == dataset] if len(issues) else issues
+    pairs = pairs[pairs["dataset"] == dataset] if len(pairs) else pairs
+    ranking = ranking[ranking["dataset"] == dataset] if len(ranking) else ranking
+    rows = ranking.to_dict("records")
+    return {
+        "name": dataset,
+        "issue_count": len(issues),
+        "pair_count": len(pairs),
+        "crossing": int((pairs["pair"] == "test-train").sum()) if len(pairs) else 0,
+        "issues": [_issue(r) for r in issues.head(SHOWN).to_dict("records")],
+        "pairs": [_pair(r) for r in pairs.head(SHOWN).to_dict("records")],
+        "ranking": [
+            {**r, "interval": f"[{r['test_score_low']:.3f}, {r['test_score_high']:.3f}]"}
+            for r in rows
+            if r["subset"] != ALL
+        ],
+        "changes": rank_changes(rows),
+    }
+
+
+def _issue(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "picture": _data_uri(row["thumbnail"]),
+        "where": _where(row),
+        "given": f"{row['given_class']} ({row['given_probability']:.2f})",
+        "suggested": f"{row['suggested_class']} ({row['suggested_probability']:.2f})",
+        "models": f"{row['models_flagging']} of {row['models']}",
+    }
+
+
+def _pair(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": row["kind"],
+        "pair": row["pair"],
+        "distance": f"{row['distance']:.4f}",
+        "a": _data_uri(row["a_thumbnail"]),
+        "b": _data_uri(row["b_thumbnail"]),
+        "a_where": _where(row, "a_"),
+        "b_where": _where(row, "b_"),
+    }
+
+
+def _where(row: dict[str, Any], prefix: str = "") -> str:
+    return row[f"{prefix}file"] or f"{row[f'{prefix}role']} row {row[f'{prefix}sample']}"
+
+
+def _data_uri(png: bytes | None) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else ""
+
+
+def _column(frame: pd.DataFrame, name: str) -> list[Any]:
+    return frame[name].tolist() if name in frame else []

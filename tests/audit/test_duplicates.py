@@ -1,0 +1,61 @@
+"""Exact and near-duplicate images (bench.audit.duplicates), on scikit-learn's digits at 32 px."""
+
+import numpy as np
+import pytest
+
+from bench.audit.duplicates import MAX_DISTANCE, find_duplicates, shifted_distance, signatures
+
+
+@pytest.fixture(scope="module")
+def digits32():
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    pixels = torch.from_numpy(load_digits().images[:, None] * (255 / 16)).float()
+    images = F.interpolate(pixels, size=(32, 32), mode="bilinear").round().clamp(0, 255)
+    return images.numpy().astype(np.uint8)
+
+
+def shifted_noisy_copies(images, rng):
+    out = []
+    for image in images:
+        dy, dx = rng.integers(-1, 2, 2)
+        moved = np.roll(image.astype(np.float64), (dy, dx), axis=(1, 2))
+        out.append(np.clip(moved + rng.normal(0, 6, moved.shape), 0, 255).round())
+    return np.stack(out).astype(np.uint8)
+
+
+def test_copies_are_found_and_different_digits_are_not(digits32):
+    rng = np.random.default_rng(0)
+    originals = rng.choice(len(digits32), 40, replace=False)
+    copies = shifted_noisy_copies(digits32[originals], rng)
+    exact = digits32[originals[:5]]
+    found = signatures([digits32, copies, exact])
+    n = len(digits32)
+    queries = np.arange(n, n + len(copies) + len(exact))
+
+    pairs = find_duplicates(found, queries)
+
+    near = {(p.a, p.b) for p in pairs if p.kind == "near"}
+    copied = {(int(o), n + k) for k, o in enumerate(originals)}
+    copy_of_exact = {(n + k, n + 40 + k) for k in range(5)}  # a copy and the exact copy
+    assert near == copied | copy_of_exact
+    exact_pairs = {(p.a, p.b) for p in pairs if p.kind == "exact"}
+    assert exact_pairs == {(int(o), n + 40 + k) for k, o in enumerate(originals[:5])}
+    assert all(p.distance == 0 for p in pairs if p.kind == "exact")
+    assert [p.distance for p in pairs] == sorted(p.distance for p in pairs)
+
+
+def test_the_digits_themselves_hold_no_pair_under_the_default_distance(digits32):
+    found = signatures([digits32])
+    assert find_duplicates(found, np.arange(len(digits32))) == []
+    assert MAX_DISTANCE < 0.0039  # the closest pair of digits, two writers' near-identical ones
+
+
+def test_distance_ignores_brightness_and_small_shifts_but_not_other_images(digits32):
+    grey = digits32[:, 0].astype(np.float32)
+    image = grey[0]
+    brighter_and_moved = np.roll(image * 0.7 + 40, 2, axis=1)[None]
+    assert shifted_distance(image, brighter_and_moved)[0] < 1e-3
+    assert shifted_distance(image, grey[1:2])[0] > 0.05
