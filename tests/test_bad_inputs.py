@@ -102,7 +102,7 @@ CASES = [
     (
         "test fraction 1.5",
         ["run", "FILE"],
-        with_(evaluation={"test_fraction": 1.5}),
+        with_(cv={"folds": 2, "test_fraction": 1.5}),
         "test_fraction",
     ),
     ("an unknown metric", ["run", "FILE"], with_(search={"metric": "f1"}), "metric"),

@@ -49,12 +49,11 @@ def ranking_rows(
     for dataset, pairings in finished.groupby("dataset"):
         for subset in (ALL, *left_out):
             removed = left_out.get(subset, {}).get(dataset, set())
-            rows += _ranked(
-                [
-                    _scored(p, predictions, keys, removed, subset, seed, resamples)
-                    for p in pairings.to_dict("records")
-                ]
-            )
+            scored = [
+                _scored(p, predictions, keys, removed, subset, seed, resamples)
+                for p in pairings.to_dict("records")
+            ]
+            rows += _ranked([row for row in scored if row is not None])
     overall = {(r["dataset"], r["model"]): r["rank"] for r in rows if r["subset"] == ALL}
     for row in rows:
         row["rank_all"] = overall.get((row["dataset"], row["model"]))
@@ -83,7 +82,9 @@ def _scored(
     subset: str,
     seed: int,
     resamples: int,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The pairing's row for `subset`; None when the subset leaves no test image (a small
+    dataset whose every test image was flagged): there is nothing to score."""
     from bench.bootstrap import metric_intervals
 
     mine = predictions[
@@ -94,8 +95,11 @@ def _scored(
         rows = group["sample"].to_numpy()
         kept = ~np.isin(keys[(pairing["dataset"], int(repeat))][rows], list(removed))
         proba = np.stack(group["proba"].to_numpy()).astype(np.float32)
-        held_out.append((group["y_true"].to_numpy(dtype=np.int64)[kept], proba[kept]))
         total, dropped = total + int(kept.sum()), dropped + int((~kept).sum())
+        if kept.any():  # a repeat whose every test image is left out has no score
+            held_out.append((group["y_true"].to_numpy(dtype=np.int64)[kept], proba[kept]))
+    if not held_out:
+        return None
     metric = pairing["metric"]
     classes = len(json.loads(pairing["classes"]))
     interval = metric_intervals(held_out, classes, seed, resamples=resamples)[metric]

@@ -46,7 +46,7 @@ def prepare_dataset(name: str, loaded: LoadedImages, test_fraction: float, seed:
         raise DataError(
             f"dataset '{name}': no stratified test split of {len(loaded.y)} images into "
             f"{len(loaded.classes)} classes at test_fraction {test_fraction} ({first_line(exc)}); "
-            "add images to its smallest classes, or change evaluation.test_fraction"
+            "add images to its smallest classes, or change cv.test_fraction"
         ) from None
     return ImageData(
         name,

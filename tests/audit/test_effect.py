@@ -80,3 +80,17 @@ def test_leaving_out_flagged_images_can_change_the_ranks_and_says_so():
 
 def test_an_official_test_row_is_known_by_its_row():
     assert item_key(-1, 0) == -1 and item_key(-1, 4) == -5 and item_key(7, 3) == 7
+
+
+def test_a_subset_that_leaves_no_test_image_has_no_rows_and_no_error():
+    """A small dataset whose every test image was flagged: nothing to score without them."""
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    leaderboard, predictions, splits = tables(np.ones(6, bool), np.ones(6, bool), labels)
+    everything = {"without_label_issues": {"d": {item_key(10 + i, i) for i in range(6)}}}
+
+    rows = ranking_rows(
+        leaderboard, predictions, held_out_keys(splits), everything, seed=0, resamples=200
+    )
+
+    assert {r["subset"] for r in rows} == {"all"} and len(rows) == 2
+    assert rank_changes(rows) == []

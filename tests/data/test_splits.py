@@ -86,4 +86,4 @@ def test_a_pool_with_no_stratified_test_split_is_refused_in_one_line(sizes):
     loaded = LoadedImages(["a", "b", "c"], np.zeros((len(y), 1, 4, 4), np.uint8), y)
     with pytest.raises(DataError, match="dataset 'tree': no stratified test split") as info:
         prepare_dataset("tree", loaded, 0.2, seed=0)
-    assert "evaluation.test_fraction" in str(info.value) and "\n" not in str(info.value)
+    assert "cv.test_fraction" in str(info.value) and "\n" not in str(info.value)
