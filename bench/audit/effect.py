@@ -15,6 +15,8 @@ from bench.results.ranking import competition_ranks
 from bench.results.schema import make_row
 
 ALL = "all"
+# the test splits without the audit's duplicated images, and without its flagged labels
+SUBSETS = ("without_duplicates", "without_label_issues")
 
 
 def item_key(source_index: int, sample: int) -> int:

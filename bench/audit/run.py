@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.audit.duplicates import Pair, find_duplicates, signatures
-from bench.audit.effect import held_out_keys, item_key, rank_changes, ranking_rows
+from bench.audit.effect import SUBSETS, held_out_keys, item_key, rank_changes, ranking_rows
 from bench.audit.labels import LabelIssues, find_label_issues
 from bench.data.images import ImageData
 from bench.data.rows import CachedImages, ImageRows
@@ -75,10 +75,7 @@ def audit_run(store: RunStore, config: Any, load: LoadRepeatZero) -> list[str]:
     started = time.perf_counter()
     tables = {name: _read(store, name) for name in ("oof", "predictions", "splits", "leaderboard")}
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in AUDIT_TABLES}
-    left_out: dict[str, dict[str, set[int]]] = {
-        "without_duplicates": {},
-        "without_label_issues": {},
-    }
+    left_out: dict[str, dict[str, set[int]]] = {subset: {} for subset in SUBSETS}
     lines = []
     for dataset in config.datasets:
         if dataset.key not in set(tables["predictions"]["dataset"]):

@@ -9,9 +9,35 @@ from typing import Any
 
 import pandas as pd
 
-from bench.audit.effect import ALL, rank_changes
+from bench.audit.effect import ALL, SUBSETS, rank_changes
 
 SHOWN = 24  # rows of each table in the report (the Parquet files hold them all)
+_PAIRING = ["run_id", "dataset", "model"]
+_SCORE = ["test_score", "test_score_low", "test_score_high"]
+
+
+def with_audit_scores(board: pd.DataFrame, ranking: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The leaderboard with each pairing's test score, and interval, on its test splits
+    without the audit's flagged images: columns `test_<subset>[_low|_high]` for each subset,
+    where the pairing's run was audited on `metric` (NaN elsewhere: no audit, or another
+    metric, whose scores the audit did not compute)."""
+    board = board.copy()
+    if not len(ranking):
+        ranking = pd.DataFrame(columns=[*_PAIRING, "metric", "subset", *_SCORE])
+    for subset in SUBSETS:
+        rows = ranking[(ranking["subset"] == subset) & (ranking["metric"] == metric)]
+        scores = rows.set_index(_PAIRING)[_SCORE]
+        scores.columns = [f"test_{subset}", f"test_{subset}_low", f"test_{subset}_high"]
+        joined = board[_PAIRING].join(scores, on=_PAIRING)
+        for column in scores.columns:
+            board[column] = joined[column].astype(float).to_numpy()
+    return board
+
+
+def audit_notes(ranking: pd.DataFrame) -> list[str]:
+    """The report's notes on ranks that change without the audit's flagged images."""
+    lines = rank_changes(ranking.to_dict("records")) if len(ranking) else []
+    return [f"data audit, {line} (the run's ranks, on its own metric)" for line in lines]
 
 
 def audit_sections(tables: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:

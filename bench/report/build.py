@@ -13,6 +13,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.metrics import Objective
 from bench.report import plots
+from bench.report.audit import audit_notes
 from bench.report.budgets import (
     EQUAL_COMPUTE_FRACTIONS,
     equal_compute_budgets,
@@ -88,7 +89,7 @@ def build_report(
         folder / "leaderboard.csv",
         folder / "leaderboard.parquet",
         folder / "report.html",
-        report_notes(board),
+        report_notes(board) + audit_notes(runs.tables.get("audit_ranking", pd.DataFrame())),
     )
     files.markdown.write_text(to_markdown(board, metric, files.notes))
     board.to_csv(files.csv, index=False)

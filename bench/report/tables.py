@@ -9,7 +9,9 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
+from bench.audit.effect import SUBSETS
 from bench.metrics import Objective
+from bench.report.audit import with_audit_scores
 from bench.report.budgets import budget_warnings
 from bench.report.parallel import parallel_map
 from bench.report.stats import Comparison, HeldOut, compare, holm, is_tied
@@ -114,7 +116,7 @@ def leaderboard(
         ignore_index=True,
     )
     result["rank"] = result["rank"].astype("Int64")
-    return result
+    return with_audit_scores(result, runs.tables.get("audit_ranking", pd.DataFrame()), metric)
 
 
 def _ranked(group: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -254,6 +256,7 @@ def display_rows(board: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The leaderboard as strings, one column per shown figure (for Markdown and HTML)."""
     label = dict((m, lab) for lab, m in shown_metrics(metric))[metric]
     gpu = board.gpu_seconds.fillna(0).gt(0).any() if len(board) else False
+    audited = [s for s in SUBSETS if f"test_{s}" in board and board[f"test_{s}"].notna().any()]
     rows = []
     for _, row in board.iterrows():
         rows.append(
@@ -262,6 +265,7 @@ def display_rows(board: pd.DataFrame, metric: str) -> pd.DataFrame:
                 "rank": "-" if pd.isna(row["rank"]) else int(row["rank"]),
                 "model": row.model,
                 **{f"test {lab}": interval(row, m) for lab, m in shown_metrics(metric)},
+                **{f"test {label} {s.replace('_', ' ')}": interval(row, s) for s in audited},
                 f"selection {label} (CV)": selection(row, metric),
                 "vs best": row.vs_best,
                 "parameters": _count(row.num_params),

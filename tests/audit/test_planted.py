@@ -112,3 +112,14 @@ def test_the_report_shows_the_flagged_images_from_the_parquet_files_alone(plante
     pairs = html.count('<tr class="duplicate-pair"><td><img')
     assert issues == min(24, len(read(run, "label_issues")))  # a thumbnail on each shown row
     assert pairs == min(24, len(read(run, "duplicates")))
+    # the report's leaderboard gains the test figures without the flagged images
+    board = pd.read_parquet(files.parquet).set_index("model")
+    ranking = read(run, "audit_ranking")
+    cleaned = ranking[ranking["subset"] == "without_duplicates"].set_index("model")
+    for model in board.index:
+        assert board.loc[model, "test_without_duplicates"] == cleaned.loc[model, "test_score"]
+        assert (
+            board.loc[model, "test_without_duplicates_low"] == cleaned.loc[model, "test_score_low"]
+        )
+    header = files.markdown.read_text()
+    assert "test F1 without duplicates" in header and "test F1 without label issues" in header
