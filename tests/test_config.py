@@ -314,3 +314,9 @@ def test_two_datasets_that_would_share_files_are_refused_by_name(tmp_path, datas
     files (both become imagefolder@my_photos in file names)."""
     raw = {"name": "t", "models": ["mlp"], "datasets": datasets}
     assert re.search(expected, error_of(tmp_path, raw))
+
+
+def test_a_value_the_message_quotes_is_not_repeated(tmp_path):
+    message = error_of(tmp_path, {**GOOD, "search": {"metric": "f1"}})
+    assert message.count("'f1'") == 1, message
+    assert "(got 0)" in error_of(tmp_path, {**GOOD, "budget": {"batch_size": 0}})

@@ -191,7 +191,8 @@ def describe(error: dict[str, Any], source: str) -> str:
         )
     message = error["msg"].removeprefix("Value error, ")
     got = error.get("input")
-    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    named = isinstance(got, str) and repr(got) in message  # the message quotes it already
+    shown = "" if isinstance(got, (dict, list)) or got is None or named else f" (got {got!r})"
     return f"{source}: {loc}: {message}{shown}"
 
 
