@@ -21,6 +21,7 @@ from bench.config import (
     validate_benchmark,
 )
 from bench.metrics import Objective
+from bench.results.names import pairing_name
 from bench.seeds import training_seed
 
 
@@ -46,7 +47,7 @@ class PairingPlan:
     @property
     def pairing(self) -> str:
         """`mlp@digits.r0`: the pairing's repeat, the unit the scheduler runs and names files by."""
-        return f"{self.model}@{self.dataset}.r{self.repeat}"
+        return pairing_name(self.model, self.dataset, self.repeat)
 
     @property
     def metric(self) -> str:

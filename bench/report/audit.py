@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.audit.effect import ALL, SUBSETS, rank_changes
+from bench.results.reader import RunSet
 
 SHOWN = 24  # rows of each table in the report (the Parquet files hold them all)
 _PAIRING = ["run_id", "dataset", "model"]
@@ -20,10 +21,9 @@ def with_audit_scores(board: pd.DataFrame, ranking: pd.DataFrame, metric: str) -
     """The leaderboard with each pairing's test score, and interval, on its test splits
     without the audit's flagged images: columns `test_<subset>[_low|_high]` for each subset,
     where the pairing's run was audited on `metric` (NaN elsewhere: no audit, or another
-    metric, whose scores the audit did not compute)."""
+    metric, whose scores the audit did not compute). `ranking`: audit_ranking as the reader
+    gives it (empty, with its columns, when no run was audited)."""
     board = board.copy()
-    if not len(ranking):
-        ranking = pd.DataFrame(columns=[*_PAIRING, "metric", "subset", *_SCORE])
     for subset in SUBSETS:
         rows = ranking[(ranking["subset"] == subset) & (ranking["metric"] == metric)]
         scores = rows.set_index(_PAIRING)[_SCORE]
@@ -36,28 +36,28 @@ def with_audit_scores(board: pd.DataFrame, ranking: pd.DataFrame, metric: str) -
 
 def audit_notes(ranking: pd.DataFrame) -> list[str]:
     """The report's notes on ranks that change without the audit's flagged images."""
-    lines = rank_changes(ranking.to_dict("records")) if len(ranking) else []
+    lines = rank_changes(ranking.to_dict("records"))
     return [f"data audit, {line} (the run's ranks, on its own metric)" for line in lines]
 
 
-def audit_sections(tables: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def audit_sections(runs: RunSet) -> list[dict[str, Any]]:
+    """Per audited dataset of `runs`, what the report's audit section shows."""
     issues, pairs, ranking = (
-        tables.get(name, pd.DataFrame()) for name in ("label_issues", "duplicates", "audit_ranking")
+        runs[name] for name in ("label_issues", "duplicates", "audit_ranking")
     )
-    datasets = sorted(set(_column(issues, "dataset")) | set(_column(pairs, "dataset")))
+    datasets = sorted(set(issues["dataset"]) | set(pairs["dataset"]))
     return [_section(d, issues, pairs, ranking) for d in datasets]
 
 
 def _section(dataset: str, issues, pairs, ranking) -> dict[str, Any]:
-    issues = issues[issues["dataset"] == dataset] if len(issues) else issues
-    pairs = pairs[pairs["dataset"] == dataset] if len(pairs) else pairs
-    ranking = ranking[ranking["dataset"] == dataset] if len(ranking) else ranking
-    rows = ranking.to_dict("records")
+    issues = issues[issues["dataset"] == dataset]
+    pairs = pairs[pairs["dataset"] == dataset]
+    rows = ranking[ranking["dataset"] == dataset].to_dict("records")
     return {
         "name": dataset,
         "issue_count": len(issues),
         "pair_count": len(pairs),
-        "crossing": int((pairs["pair"] == "test-train").sum()) if len(pairs) else 0,
+        "crossing": int((pairs["pair"] == "test-train").sum()),
         "issues": [_issue(r) for r in issues.head(SHOWN).to_dict("records")],
         "pairs": [_pair(r) for r in pairs.head(SHOWN).to_dict("records")],
         "ranking": [
@@ -97,7 +97,3 @@ def _where(row: dict[str, Any], prefix: str = "") -> str:
 
 def _data_uri(png: bytes | None) -> str:
     return f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else ""
-
-
-def _column(frame: pd.DataFrame, name: str) -> list[Any]:
-    return frame[name].tolist() if name in frame else []

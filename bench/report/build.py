@@ -89,7 +89,7 @@ def build_report(
         folder / "leaderboard.csv",
         folder / "leaderboard.parquet",
         folder / "report.html",
-        report_notes(board) + audit_notes(runs.tables.get("audit_ranking", pd.DataFrame())),
+        report_notes(board) + audit_notes(runs["audit_ranking"]),
     )
     files.markdown.write_text(to_markdown(board, metric, files.notes))
     board.to_csv(files.csv, index=False)
@@ -122,7 +122,7 @@ def render_html(runs: RunSet, board: pd.DataFrame, metric: str, notes: list[str]
             _group_section(name, group, per_pairing, metric)
             for name, group in board.groupby("group", sort=False)
         ],
-        audits=audit_sections(runs.tables),
+        audits=audit_sections(runs),
     )
 
 

@@ -116,7 +116,7 @@ def leaderboard(
         ignore_index=True,
     )
     result["rank"] = result["rank"].astype("Int64")
-    return with_audit_scores(result, runs.tables.get("audit_ranking", pd.DataFrame()), metric)
+    return with_audit_scores(result, runs["audit_ranking"], metric)
 
 
 def _ranked(group: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.metrics import Objective
-from bench.results.names import part_name
+from bench.results.names import pairing_name, part_name, trial_part
 from bench.results.ranking import competition_ranks, ranked_order
 from bench.results.schema import CV_COLUMNS, DEPLOYMENT_COLUMNS, INTERVAL_COLUMNS, make_row
 from bench.results.store import RunStore, concat
@@ -79,8 +79,8 @@ def chosen_out_of_fold(store: RunStore, tables: dict[str, pa.Table]) -> pa.Table
     for row in tables["replicates"].to_pylist():
         if row["best_trial"] is None:
             continue
-        pairing = part_name(f"{row['model']}@{row['dataset']}.r{row['repeat']}")
-        part = f"parts/oof/{pairing}/{int(row['best_trial']):05d}.parquet"
+        pairing = pairing_name(row["model"], row["dataset"], row["repeat"])
+        part = trial_part("oof", part_name(pairing), int(row["best_trial"]))
         if store.exists(part):  # absent for repeats refit from repeat 0's choice
             parts.append(store.read_table(part))
     return concat("oof", parts)

@@ -35,6 +35,10 @@ class RunSet:
     missing: dict[str, list[str]] = field(default_factory=dict)  # table -> runs without it
 
     def __getitem__(self, name: str) -> pd.DataFrame:
+        """The merged table `name`; empty, with its columns, where no run has it (also in a
+        set built by hand from some tables only)."""
+        if name not in self.tables:
+            return TABLES[name].empty_table().to_pandas()
         return self.tables[name]
 
     def search_metric(self) -> str:

@@ -18,6 +18,7 @@ import optuna
 
 from bench.metrics import Objective
 from bench.plan import PairingPlan
+from bench.results.names import trial_part
 from bench.results.schema import CV_COLUMNS, dumps, make_row
 from bench.results.store import RunStore
 from bench.train.task import refit_epochs
@@ -170,7 +171,7 @@ class PairingSearch:
         if status == "ok":
             return
         self.progress[status] += 1
-        part = f"parts/trials/{self.job.part_name}/{handed.number:05d}.parquet"
+        part = trial_part("trials", self.job.part_name, handed.number)
         if store.exists(part):
             return  # it wrote its parts, then failed (its report lost): its row stands
         row = make_row(
@@ -216,8 +217,7 @@ class PairingSearch:
             reason = errors[0] if errors else "every trial was pruned"
             self._end(store, {"status": "failed", "error": f"no trial finished: {reason}"})
             return
-        part = f"parts/folds/{self.job.part_name}/{best['trial']:05d}.parquet"
-        folds = store.read_table(part).to_pylist()
+        folds = store.read_table(trial_part("folds", self.job.part_name, best["trial"])).to_pylist()
         self.follow(
             {
                 "best_trial": best["trial"],

@@ -17,6 +17,7 @@ import ray
 import torch
 from ray import tune
 
+from bench.results.names import trial_part
 from bench.results.schema import dumps
 from bench.results.store import RunStore
 from bench.train.ray_train import placement
@@ -70,11 +71,11 @@ def cv_trial(job: PairingJob, data_ref: Any, store: RunStore, config: dict[str, 
     )
     record.summary["resumed_from_epoch"] = int(restored["epoch"]) if restored else 0
     record.summary.update(job.plan.compute(record.summary["wall_seconds"]))
-    part = f"{job.part_name}/{trial:05d}.parquet"
-    store.write_table("folds", record.folds, f"parts/folds/{part}")
-    store.write_table("epochs", record.epochs, f"parts/epochs/{part}")
-    store.write_table("oof", record.out_of_fold, f"parts/oof/{part}")
-    store.write_table("trials", [record.summary], f"parts/trials/{part}")  # written last: done
+    store.write_table("folds", record.folds, trial_part("folds", job.part_name, trial))
+    store.write_table("epochs", record.epochs, trial_part("epochs", job.part_name, trial))
+    store.write_table("oof", record.out_of_fold, trial_part("oof", job.part_name, trial))
+    done = trial_part("trials", job.part_name, trial)
+    store.write_table("trials", [record.summary], done)  # written last: the trial is done
     tune.report(
         {
             "score": record.summary["score"],

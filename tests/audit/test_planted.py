@@ -16,24 +16,20 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def planted_run(ray_session, tmp_path_factory):
+def planted_run(ray_session, tmp_path_factory, tiny_benchmark):
     from bench.runner import run_benchmark
 
     tmp = tmp_path_factory.mktemp("planted")
     planted = write_planted_digits(tmp / "digits")
     dataset = {"name": "imagefolder", "path": str(planted.root), "image_size": 32, "channels": 1}
     config = validate_benchmark(
-        {
-            "name": "planted",
-            "models": ["mlp", "simple_cnn"],
-            "datasets": [dataset],
-            "search_space": {"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
-            "search": {"trials": 2, "seed": 0},
-            "cv": {"folds": 3, "seed": 0},
-            "evaluation": {"repeats": 2},
-            "budget": {"epochs": 8, "batch_size": 64},
-            "output": str(tmp / "results"),
-        }
+        tiny_benchmark(
+            tmp,
+            name="planted",
+            datasets=[dataset],
+            cv={"folds": 3, "seed": 0},
+            budget={"epochs": 8, "batch_size": 64},
+        )
     )
     lines = []
     run = run_benchmark(config, echo=lines.append)

@@ -6,6 +6,10 @@ import pytest
 
 from bench.report.audit import audit_notes, with_audit_scores
 from bench.report.tables import display_rows
+from bench.results.schema import TABLES
+
+# what the reader gives for runs with no audit: the table empty, with its columns
+NO_AUDIT = TABLES["audit_ranking"].empty_table().to_pandas()
 
 
 def ranking_row(model, subset, score, rank, rank_all, run_id="r1", metric="f1_macro"):
@@ -62,7 +66,7 @@ def test_a_report_on_another_metric_shows_no_audit_figures():
 
 
 def test_no_audit_table_leaves_the_columns_empty():
-    scored = with_audit_scores(board(), pd.DataFrame(), "f1_macro")
+    scored = with_audit_scores(board(), NO_AUDIT, "f1_macro")
     assert scored["test_without_duplicates"].isna().all()
 
 
@@ -89,7 +93,7 @@ def test_the_shown_leaderboard_has_the_columns_only_where_an_audit_ran():
         "-",
     ]
     assert "test F1 without label issues" in audited
-    plain = shown(with_audit_scores(board(), pd.DataFrame(), "f1_macro"))
+    plain = shown(with_audit_scores(board(), NO_AUDIT, "f1_macro"))
     assert not any("without" in column for column in plain.columns)
 
 
@@ -100,4 +104,4 @@ def test_a_rank_that_changes_is_a_note():
         "(the run's ranks, on its own metric)"
     ]
     assert audit_notes(RANKING[RANKING["subset"] != "without_label_issues"]) == []
-    assert audit_notes(pd.DataFrame()) == []
+    assert audit_notes(NO_AUDIT) == []
