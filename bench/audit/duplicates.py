@@ -24,6 +24,9 @@ CANDIDATES = 30  # nearest images by the coarse signature compared at FINE
 SHIFT = 2  # largest shift, in FINE pixels, tried when comparing
 MAX_DISTANCE = 0.002  # near pairs at or under this distance are reported
 CHUNK = 256  # images converted at a time (a 224 px RGB chunk is 38 MB)
+# Coarse similarities computed at once (queries x images; 64 MB of float32): the queries of a
+# block shrink as the dataset grows, so the search's memory does not grow with it squared.
+SIMILARITY_BLOCK = 2**24
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ def find_duplicates(
     image among `queries` (indices), each pair once, sorted by distance then index."""
     queries = np.asarray(queries, dtype=np.int64)
     pairs = {(p.a, p.b): p for p in _exact_pairs(found.hashes, set(queries.tolist()))}
-    for start in range(0, len(queries), 1024):
-        chunk = queries[start : start + 1024]
+    rows = max(1, SIMILARITY_BLOCK // max(len(found.coarse), 1))
+    for start in range(0, len(queries), rows):
+        chunk = queries[start : start + rows]
         for i, candidates in zip(chunk, _candidates(found.coarse, chunk), strict=True):
             distances = shifted_distance(found.fine[i], found.fine[candidates])
             for j, distance in zip(candidates, distances, strict=True):
@@ -99,12 +103,12 @@ def _exact_pairs(hashes: list[bytes], queries: set[int]) -> Iterator[Pair]:
 
 def _candidates(coarse: np.ndarray, chunk: np.ndarray) -> np.ndarray:
     """The CANDIDATES nearest other images of each image of `chunk`, by coarse signature."""
-    similarity = coarse[chunk] @ coarse.T
-    similarity[np.arange(len(chunk)), chunk] = -np.inf  # not itself
     count = min(CANDIDATES, coarse.shape[0] - 1)
     if count <= 0:
         return np.zeros((len(chunk), 0), dtype=np.int64)
-    return np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+    dissimilarity = np.negative(coarse[chunk] @ coarse.T, dtype=np.float32)
+    dissimilarity[np.arange(len(chunk)), chunk] = np.inf  # not itself
+    return np.argpartition(dissimilarity, count - 1, axis=1)[:, :count]
 
 
 def _blocks(parts: list) -> Iterator[np.ndarray]:
