@@ -206,6 +206,23 @@ def test_a_run_stopped_while_merging_its_tables_resumes_to_them(tmp_path, twin):
     assert_same_tables(run_dir, twin)
 
 
+def test_a_run_killed_while_merging_its_tables_resumes_to_them(tmp_path, twin):
+    """SIGKILL of the driver (and Ray) once the merge has written its first table: the merge
+    writes folds.parquet first and leaderboard.parquet last, about a quarter of a second
+    apart here, so the kill lands inside it. A resume writes every table again."""
+    first = start(["run", str(write_benchmark(tmp_path))], tmp_path)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("results/resumable/*/folds.parquet")):
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    run_dir = next(tmp_path.glob("results/resumable/*"))
+    assert not (run_dir / "leaderboard.parquet").exists()  # the merge was cut off
+    run_bench(["run", "--resume", str(run_dir.relative_to(tmp_path))], tmp_path)
+    assert_same_tables(run_dir, twin)
+
+
 def test_ctrl_c_writes_what_finished_and_a_resume_completes_it(tmp_path, twin):
     benchmark = write_benchmark(tmp_path)
     run = start(["run", str(benchmark)], tmp_path)
