@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("benchmark", nargs="?", help=f"YAML file (default: {DEFAULT_BENCHMARK})")
     _add_run_flags(run)
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    run.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="start the local Ray with its dashboard (on 127.0.0.1; ~0.25 GB more memory)",
+    )
     _add_resume(run, "continue or extend a run (default: the newest run of this benchmark)")
 
     submit = commands.add_parser("submit", help="submit a benchmark to a Ray cluster as a job")
@@ -231,7 +236,12 @@ def _run(args: argparse.Namespace) -> int:
     source = shlex.join(typed + _run_flags_as_args(args, with_resume=False))
     try:
         summary = runner.run_benchmark(
-            config, address=args.address, resume=resume, source=source, debug=args.debug
+            config,
+            address=args.address,
+            resume=resume,
+            source=source,
+            debug=args.debug,
+            dashboard=args.dashboard,
         )
     except runner.Interrupted as exc:
         print(f"bench: {exc}", file=sys.stderr)

@@ -15,12 +15,16 @@ from bench.config import ResourcesConfig
 
 
 def connect(
-    address: str | None = None, echo: Callable[[str], None] = print, debug: bool = False
+    address: str | None = None,
+    echo: Callable[[str], None] = print,
+    debug: bool = False,
+    dashboard: bool = False,
 ) -> bool:
     """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
-    this machine), or start a fresh local instance whose dashboard listens on loopback only.
-    True when it started that local instance (no autoscaler will ever add nodes to it).
-    Ray's start-up notices show only with `debug`."""
+    this machine), or start a fresh local instance: without Ray's dashboard, whose web server
+    and module processes take ~0.25 GB that a local run needs for training, or with it
+    (`dashboard`), listening on loopback only. True when it started that local instance (no
+    autoscaler will ever add nodes to it). Ray's start-up notices show only with `debug`."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
@@ -36,7 +40,11 @@ def connect(
         echo(f"bench: joining the Ray cluster at {address} ...")
         join(address, **common)
     else:
-        ray.init(address="local", dashboard_host="127.0.0.1", **common)
+        started = ray.init(
+            address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1", **common
+        )
+        if dashboard:
+            echo(f"bench: Ray's dashboard: http://{started.dashboard_url}")
     if not debug:
         logging.getLogger("ray").setLevel(logging.WARNING)  # started: its warnings show again
     return not address

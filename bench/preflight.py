@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from bench.config import BenchmarkConfig
 from bench.data.splits import check_fold_count, holdout_split
+from bench.environment import gpu_names
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
 from bench.seeds import split_seed
@@ -54,16 +55,7 @@ def local_resources() -> dict[str, float]:
     """What a local Ray instance started here will have: this process's CPUs and the GPUs
     CUDA sees (Ray counts them the same way)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"CPU": float(cpus or 1), "GPU": float(_cuda_devices())}
-
-
-def _cuda_devices() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and not visible.strip():
-        return 0
-    import torch
-
-    return torch.cuda.device_count()
+    return {"CPU": float(cpus or 1), "GPU": float(len(gpu_names()))}
 
 
 def check_resources(

@@ -63,15 +63,17 @@ def run_benchmark(
     source: str | None = None,
     callbacks: Sequence[Any] = (),
     debug: bool = False,
+    dashboard: bool = False,
 ) -> RunSummary:
     """Run (or, given `resume`, continue or extend) a benchmark. `source` is the definition's
     path and flags as typed, for the resume command printed if the run stops early;
     `callbacks` are extra Tune callbacks (bench perf times trials with one). With `echo`
     print on a terminal the search shows a live table, otherwise plain lines through `echo`
-    (bench.progress); `debug` shows Ray's and Tune's own start-up notices and warnings."""
+    (bench.progress); `debug` shows Ray's and Tune's own start-up notices and warnings;
+    `dashboard` starts a local Ray with its dashboard."""
     started = time.perf_counter()
     check_before_start(config, local=not driver.joins_a_cluster(address))
-    store, cluster = open_run(config, resume, address, echo, debug)
+    store, cluster = open_run(config, resume, address, echo, debug, dashboard)
     studies = StudyJournal(store)
     pairings = plan_pairings(config, store, cluster, studies)
     echo_plan(config, pairings, cluster, resumed=resume is not None, echo=echo)
@@ -127,13 +129,14 @@ def open_run(
     address: str | None,
     echo: Print,
     debug: bool = False,
+    dashboard: bool = False,
 ) -> tuple[RunStore, dict[str, float]]:
     """The run folder (made before Ray starts: an unwritable output fails first) and the
     cluster's resources, read once for everything planned after. A failure to join or a
     request no node meets leaves no new run folder behind."""
     store = resume or RunStore.create(config.output, config.name)
     try:
-        local = driver.connect(address, echo, debug)
+        local = driver.connect(address, echo, debug, dashboard)
         warning = check_resources(config, driver.alive_nodes(), local)
     except BenchError:
         if resume is None:

@@ -35,7 +35,7 @@ def ray_session():
             address="local",
             num_cpus=2,
             dashboard_host="127.0.0.1",
-            include_dashboard=True,
+            include_dashboard=False,
             logging_level="WARNING",
         )
     yield ray

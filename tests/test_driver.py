@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -49,3 +54,51 @@ def test_debug_shows_ray_start_up_notices(ray_start):
     assert ray_start == [NOTICE]
     logging.getLogger("ray.tune").info("Tune's own information")
     assert ray_start[-1] == "Tune's own information"
+
+
+def test_the_driver_s_modules_import_no_torch():
+    """torch's import alone takes ~270 MB of private memory in each process; the driver
+    (CLI, runner, search, results, report, audit) must not pay it: only trial actors do."""
+    code = (
+        "import sys, bench.cli, bench.runner, bench.tune.search, bench.results.finalize, "
+        "bench.report, bench.audit.run, bench.preflight, bench.environment\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_local_run_s_driver_never_imports_torch_and_shows_the_dashboard_on_request(tmp_path):
+    """A whole `bench run --dashboard` (its audit off: the audit resizes images with torch,
+    after the trials): the dashboard answers at the address printed, on loopback, and the
+    driver ends the run without torch imported."""
+    code = (
+        "import sys\nfrom bench.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('torch imported:', 'torch' in sys.modules, flush=True)\nsys.exit(status)"
+    )
+    flags = ["--models", "mlp", "--trials", "1", "--epochs", "1", "--folds", "2"]
+    flags += ["--set", "evaluation.repeats=1", "--set", "audit.enabled=false"]
+    command = [sys.executable, "-u", "-c", code, "run", *flags, "--dashboard"]
+    command += ["--output", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    lines, answered = [], None
+    for line in child.stdout:
+        lines.append(line)
+        if line.startswith("bench: Ray's dashboard: "):
+            url = line.split(": ", 2)[2].strip()
+            assert url.startswith("http://127.0.0.1:")
+            answered = http_status(f"{url}/api/version")
+    assert child.wait(timeout=300) == 0, "".join(lines)
+    assert answered in (200, 401), "".join(lines)  # 401: it asks for the cluster's token
+    assert "torch imported: False\n" in lines
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as refused:
+        return refused.code

@@ -120,6 +120,16 @@ class FoldRun:
             state["augment"] = self.augment.get_state()
         return state
 
+    def settle(self) -> None:
+        """The fold trains no more: its model takes its best weights, and what only training
+        needs goes (gradients, and the optimizer's state: two more copies of the weights for
+        Adam), so a finished fold holds one copy of its weights while the others train on."""
+        if self.best_state is not None:
+            unwrap(self.model).load_state_dict(self.best_state)
+            self.best_state = None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.state.clear()
+
     def load(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

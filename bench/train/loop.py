@@ -225,6 +225,7 @@ def _train_epoch(run: FoldRun, epoch: int, settings, adapt, device) -> tuple[flo
 def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> None:
     started = time.perf_counter()
     train_loss, seen = _train_epoch(run, epoch, settings, adapt, device)
+    run.optimizer.zero_grad(set_to_none=True)  # not kept while the other folds train
     trained = time.perf_counter()
     proba = predict_proba(unwrap(run.model), images, run.val_index, adapt, device, accel=run.accel)
     val_labels = labels[run.val_index]
@@ -242,14 +243,17 @@ def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> N
             time.perf_counter() - started,
         )
     )
+    last = epoch == settings.epochs
     if val_score > run.best_score:
         run.best_score, run.best_epoch, run.stale_epochs = val_score, epoch, 0
-        run.best_state = copy.deepcopy(unwrap(run.model).state_dict())
+        # After the last epoch the weights themselves are the best: no copy needed.
+        run.best_state = None if last else copy.deepcopy(unwrap(run.model).state_dict())
     else:
         run.stale_epochs += 1
         run.stopped = settings.patience > 0 and run.stale_epochs >= settings.patience
-    if epoch == settings.epochs:
-        run.stopped = True
+    run.stopped = run.stopped or last
+    if run.stopped:
+        run.settle()
 
 
 def _finish(run: FoldRun, images, adapt, device) -> FoldOutcome:
@@ -318,6 +322,7 @@ def fit_and_predict(
         run.train_seconds += elapsed
         run.samples += seen
         run.history.append(EpochRecord(-1, epoch, loss, math.nan, math.nan, elapsed))
+    run.settle()  # the optimizer's state goes before the test images are predicted
     model = unwrap(run.model)
     test_index = np.arange(len(test_images))
     proba = predict_proba(model, test_images, test_index, adapt, device, accel=run.accel)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -89,12 +88,6 @@ def cross_validate_trial(
 def batch_bytes(images: Any, batch_size: int) -> int:
     """Bytes of one stored (uint8) training batch of `images`."""
     return int(batch_size) * int(np.prod(images.shape[1:]))
-
-
-def refit_epochs(fold_rows: list[Mapping[str, Any]], default: int) -> int:
-    """Epochs for the final fit: the median best epoch of the chosen trial's folds."""
-    best = [int(r["best_epoch"]) for r in fold_rows if r.get("best_epoch")]
-    return max(1, int(round(statistics.median(best)))) if best else default
 
 
 def refit_pairing(

@@ -10,11 +10,29 @@ import ray
 
 from bench.config import ResourcesConfig
 from bench.plan import PairingPlan
+from bench.results.schema import REPLICATES
 from bench.results.store import part_name
 
 COMPLETE_FLAG = "cv_complete"  # only a trial that ran to its natural end reports this
 CV, REFIT = "cv", "refit"  # the two kinds of trial (config["kind"])
 CHECKPOINT_FILE = "cv_state.pt"
+
+REFIT_PARTS = "parts/refit"
+# A replicate row has two writers: the refit writes its columns to its part (the driver's left
+# null) and the driver (bench.tune.pairing) completes the row with its own.
+DRIVER_COLUMNS = (
+    "status",
+    "error",
+    "metric",
+    "best_trial",
+    "best_params",
+    "selection_score",
+    "folds",
+    "max_epochs",
+    "search_seconds",
+    "wall_seconds",
+)
+REFIT_COLUMNS = tuple(c for c in REPLICATES.names if c not in DRIVER_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +23,18 @@ from bench.plan import PairingPlan
 from bench.results.names import trial_part
 from bench.results.schema import CV_COLUMNS, dumps, make_row
 from bench.results.store import RunStore
-from bench.train.task import refit_epochs
-from bench.tune.jobs import CHECKPOINT_FILE, COMPLETE_FLAG, CV, REFIT, PairingJob, trial_number
-from bench.tune.refit import REFIT_COLUMNS, REFIT_PARTS
+from bench.tune.jobs import (
+    CHECKPOINT_FILE,
+    COMPLETE_FLAG,
+    CV,
+    REFIT,
+    REFIT_COLUMNS,
+    REFIT_PARTS,
+    PairingJob,
+    trial_number,
+)
 from bench.tune.space import grid_size, make_sampler, sample_params
 from bench.tune.studies import States, StudyJournal, open_study, told
-from bench.tune.trial import read_checkpoint
 
 # A pairing's phases, in order; SKIPPED: its dataset could not be loaded (nothing written);
 # WAITING: a repeat that only refits, until repeat 0's search has chosen.
@@ -361,6 +369,12 @@ def interrupted_trials(store: RunStore, prior: dict[str, set[int]]) -> dict[str,
         pairing = parts[2].rsplit("-trial_", 1)[0]
         if pairing in prior and trial_number(parts[2]) not in prior[pairing]:
             found.setdefault((pairing, "/".join(parts[:3])), []).append(path)
+    if not found:
+        return {}
+    # torch reads a checkpoint: imported only by a resumed run that has one (a driver
+    # otherwise never imports torch, whose import alone takes ~270 MB of private memory).
+    from bench.tune.trial import read_checkpoint
+
     restarts: dict[str, dict[str, str]] = {}
     for (pairing, _), checkpoints in found.items():
         for path in sorted(checkpoints, reverse=True):  # checkpoint_000007 before _000006
@@ -369,3 +383,9 @@ def interrupted_trials(store: RunStore, prior: dict[str, set[int]]) -> dict[str,
                 restarts.setdefault(pairing, {})[dumps(state["params"])] = path
                 break
     return restarts
+
+
+def refit_epochs(fold_rows: list[Mapping[str, Any]], default: int) -> int:
+    """Epochs for the final fit: the median best epoch of the chosen trial's folds."""
+    best = [int(r["best_epoch"]) for r in fold_rows if r.get("best_epoch")]
+    return max(1, int(round(statistics.median(best)))) if best else default

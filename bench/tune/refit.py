@@ -16,7 +16,7 @@ import torch
 
 from bench.metrics import compute_metrics
 from bench.models.kept import save_kept_model
-from bench.results.schema import DEPLOYMENT_COLUMNS, REPLICATES, dumps, make_row
+from bench.results.schema import DEPLOYMENT_COLUMNS, dumps, make_row
 from bench.results.store import RunStore
 from bench.train.acceleration import accelerate
 from bench.train.build import input_adapter, model_factory, split_params, train_settings
@@ -25,24 +25,7 @@ from bench.train.loop import count_parameters
 from bench.train.ray_train import DistributedJob, run_distributed
 from bench.train.records import history_rows, prediction_rows
 from bench.train.task import device_for, refit_pairing
-from bench.tune.jobs import REFIT, PairingJob
-
-REFIT_PARTS = "parts/refit"
-# A replicate row has two writers: the refit writes its columns to its part (the driver's left
-# null) and the driver (bench.tune.pairing) completes the row with its own.
-DRIVER_COLUMNS = (
-    "status",
-    "error",
-    "metric",
-    "best_trial",
-    "best_params",
-    "selection_score",
-    "folds",
-    "max_epochs",
-    "search_seconds",
-    "wall_seconds",
-)
-REFIT_COLUMNS = tuple(c for c in REPLICATES.names if c not in DRIVER_COLUMNS)
+from bench.tune.jobs import DRIVER_COLUMNS, REFIT, REFIT_PARTS, PairingJob
 
 
 def refit_and_score(job: PairingJob, data_ref: Any, store: RunStore, config: dict) -> None:

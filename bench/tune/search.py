@@ -44,7 +44,7 @@ from bench.tune.scheduling import (
     PairingScheduler,
     TrialResources,
 )
-from bench.tune.trial import run_trial
+from bench.tune.trainable import run_trial
 
 MISSED_ENDS_SECONDS = 5.0
 

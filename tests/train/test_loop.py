@@ -241,6 +241,42 @@ def test_a_snapshot_resumes_exactly_as_if_training_had_not_stopped(digits, tmp_p
         assert np.array_equal(after.val_proba, before.val_proba)
 
 
+def test_a_finished_fold_keeps_one_copy_of_its_best_weights(digits, tmp_path):
+    """A fold that stops (patience, or its last epoch) lets its gradients and optimizer state
+    go and holds its best weights as its model, while the others train on: every snapshot
+    shows it, and resuming from the last one predicts exactly what the run predicted."""
+    x, y = digits
+    folds = fold_indices(y, 3, seed=0)
+    settings = TrainSettings(epochs=4, batch_size=32, lr=5e-2, patience=1, seed=1)
+    snapshots = {}
+    whole = cross_validate(
+        build,
+        x,
+        y,
+        folds,
+        settings,
+        ADAPT,
+        f1,
+        on_epoch=lambda e, s, snapshot: snapshots.setdefault(e, snapshot()),
+    )
+    for epoch, snapshot in snapshots.items():
+        for state in snapshot["folds"]:
+            assert (state["optimizer"]["state"] == {}) == state["stopped"], epoch
+            if state["stopped"]:
+                assert state["best_state"] is None
+    assert not snapshots[1]["folds"][0]["stopped"]  # a fold trains on with its state
+    last = snapshots[max(snapshots)]
+    assert all(state["stopped"] for state in last["folds"])
+    path = tmp_path / "state.pt"
+    torch.save(last, path)
+    resumed = cross_validate(
+        build, x, y, folds, settings, ADAPT, f1, resume_from=torch.load(path, weights_only=True)
+    )
+    for before, after in zip(whole, resumed, strict=True):
+        assert after.best_epoch == before.best_epoch
+        assert np.array_equal(after.val_proba, before.val_proba)
+
+
 def test_each_fold_is_normalized_with_its_own_training_part(digits):
     """A fold's adapter is used for that fold only: an absurd adapter on fold 1 ruins fold 1's
     predictions and leaves fold 0's exactly as they were."""
