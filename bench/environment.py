@@ -32,17 +32,17 @@ def _version(package: str) -> str | None:
 def git_commit() -> str | None:
     """The commit of the bench checkout, when bench runs from one."""
     source = Path(__file__).resolve().parent.parent
+    out = _output_of(["git", "-C", str(source), "rev-parse", "HEAD"], timeout=5)
+    return (out or "").strip() or None
+
+
+def _output_of(command: list[str], timeout: float) -> str | None:
+    """A command's standard output; None where it is missing, fails or hangs."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return done.stdout
 
 
 def gpu_names() -> list[str]:
@@ -70,17 +70,11 @@ def gpu_names() -> list[str]:
 
 def _nvidia_smi_gpus() -> list[tuple[str, str, str]] | None:
     """(index, uuid, name) of every GPU nvidia-smi lists; None where it cannot say."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
+    query = ["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"]
+    out = _output_of(query, timeout=10)
+    if out is None:
         return None
-    rows = [line.split(",", 2) for line in out.stdout.splitlines() if line.strip()]
+    rows = [line.split(",", 2) for line in out.splitlines() if line.count(",") >= 2]
     return [(i.strip(), u.strip(), n.strip()) for i, u, n in rows if n.strip()]
 
 

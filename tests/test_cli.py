@@ -72,9 +72,13 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "run", str(tmp_path / "missing.yaml")])
 
 
-@pytest.mark.parametrize(("flags", "debug"), [([], False), (["--debug"], True)])
-def test_debug_reaches_the_run(tmp_path, monkeypatch, flags, debug):
-    """--debug shows Ray's and Tune's own notices too: the run is told."""
+@pytest.mark.parametrize(
+    ("flags", "after", "debug", "dashboard"),
+    [([], [], False, False), (["--debug"], [], True, False), ([], ["--dashboard"], False, True)],
+)
+def test_debug_and_dashboard_reach_the_run(tmp_path, monkeypatch, flags, after, debug, dashboard):
+    """--debug shows Ray's and Tune's own notices too, --dashboard starts Ray's dashboard with
+    a local Ray: the run is told."""
     from types import SimpleNamespace
 
     import bench.runner
@@ -88,8 +92,9 @@ def test_debug_reaches_the_run(tmp_path, monkeypatch, flags, debug):
     monkeypatch.setattr(bench.runner, "run_benchmark", run_benchmark)
     path = tmp_path / "b.yaml"
     path.write_text(f"name: x\nmodels: [mlp]\ndatasets: [digits]\noutput: {tmp_path}\n")
-    assert main([*flags, "run", str(path)]) == 0
+    assert main([*flags, "run", str(path), *after]) == 0
     assert seen["debug"] is debug
+    assert seen["dashboard"] is dashboard
 
 
 def test_default_benchmark_is_shipped():

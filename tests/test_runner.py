@@ -227,7 +227,7 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
     from bench.errors import BenchError
 
     # as if `bench run` had started this (GPU-less) local instance itself
-    monkeypatch.setattr(bench.driver, "connect", lambda address=None, echo=None, debug=False: True)
+    monkeypatch.setattr(bench.driver, "connect", lambda *args, **kwargs: True)
     config = validate_benchmark(
         tiny_benchmark(tmp_path, resources={"gpus_per_worker": 0.5}), source="t.yaml"
     )
@@ -238,22 +238,23 @@ def test_run_refuses_a_gpu_request_before_writing_anything(
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_debug_reaches_the_start_of_ray(tmp_path, tiny_benchmark, monkeypatch, debug):
-    """`bench --debug run` shows Ray's start-up notices: the flag gets to driver.connect."""
+    """`bench --debug run` shows Ray's start-up notices, `--dashboard` starts its dashboard:
+    both flags get to driver.connect."""
     import bench.driver
     import bench.runner
     from bench.errors import BenchError
 
     seen = []
 
-    def connect(address, echo, debug):
-        seen.append(debug)
+    def connect(address, echo, debug, dashboard):
+        seen.append((debug, dashboard))
         raise BenchError("stop before Ray starts")
 
     monkeypatch.setattr(bench.driver, "connect", connect)
     config = validate_benchmark(tiny_benchmark(tmp_path))
     with pytest.raises(BenchError, match="stop before Ray starts"):
-        bench.runner.run_benchmark(config, echo=lambda line: None, debug=debug)
-    assert seen == [debug]
+        bench.runner.run_benchmark(config, echo=lambda line: None, debug=debug, dashboard=debug)
+    assert seen == [(debug, debug)]
 
 
 def test_each_pairing_gets_its_models_resources(ray_session, tmp_path, tiny_benchmark):
