@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dashboard",
         action="store_true",
-        help="start the local Ray with its dashboard (on 127.0.0.1; ~0.25 GB more memory)",
+        help="start the local Ray with its dashboard (on 127.0.0.1; ~0.24 GB more memory)",
     )
     _add_resume(run, "continue or extend a run (default: the newest run of this benchmark)")
 
