@@ -87,9 +87,9 @@ def test_every_section_reports_positive_figures(quick_perf):
             ("8.", "200 images: bench loader"),
             ("8.", "200 images: ImageFolder+DataLoader"),
         ),
-        ("8.", "peak memory growth"): (
-            ("8.", "400 images: peak memory"),
-            ("8.", "200 images: peak memory"),
+        ("8.", "peak memory growth"): (  # of the run's process tree
+            ("8.", "400 images: run's processes"),
+            ("8.", "200 images: run's processes"),
         ),
     }
     for ratio, (top, bottom) in ratios.items():
