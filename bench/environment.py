@@ -54,9 +54,8 @@ def gpu_names() -> list[str]:
         return []
     listed = _nvidia_smi_gpus()
     if listed is None:
-        if not any(os.path.exists(d) for d in ("/dev/nvidiactl", "/dev/dxg")):
-            return []  # no NVIDIA driver here: CUDA has no device either
-        return _torch_gpus()
+        # no NVIDIA driver here: CUDA has no device either
+        return _torch_gpus() if _nvidia_driver_present() else []
     if visible is None:
         return [name for _, _, name in listed]
     chosen = []
@@ -66,6 +65,15 @@ def gpu_names() -> list[str]:
             break  # CUDA stops at the first entry it cannot match
         chosen.append(match[0][2])
     return chosen
+
+
+def only_torch_lists_the_gpus() -> bool:
+    """An NVIDIA driver without nvidia-smi: gpu_names() imports torch to list the GPUs."""
+    return _nvidia_driver_present() and _nvidia_smi_gpus() is None
+
+
+def _nvidia_driver_present() -> bool:
+    return any(os.path.exists(device) for device in ("/dev/nvidiactl", "/dev/dxg"))
 
 
 def _nvidia_smi_gpus() -> list[tuple[str, str, str]] | None:

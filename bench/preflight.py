@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from bench.config import BenchmarkConfig
 from bench.data.splits import check_fold_count, holdout_split
-from bench.environment import gpu_names
+from bench.environment import gpu_names, only_torch_lists_the_gpus
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
 from bench.seeds import split_seed
@@ -79,3 +79,14 @@ def check_resources(
                 raise BenchError(f"{problem}; use {fix}")
             return f"warning: {problem}: trials wait until such a node joins; or use {fix}"
     return None
+
+
+def import_torch_first(config: BenchmarkConfig, resuming: bool) -> None:
+    """A driver imports no torch (~270 MB) unless the run needs it there: a dataset read
+    through torchvision, a resumed run's checkpoints, GPUs only torch can list. Then it
+    imports it now, before Ray starts: torch imported once a run's libraries have loaded can
+    fail to load at all (seen in a Ray Job's driver on a two-node cluster: "Intel oneMKL
+    FATAL ERROR: Cannot load libtorch_cpu.so", and the process ended)."""
+    through_torchvision = any(DATASETS.get(d.name).needs_torch for d in config.datasets)
+    if resuming or through_torchvision or only_torch_lists_the_gpus():
+        import torch  # noqa: F401

@@ -19,7 +19,7 @@ from bench.data.loaders import Decoding
 from bench.data.splits import fingerprint, split_rows
 from bench.errors import BenchError, RunFailed, first_line
 from bench.plan import resolve_pairings
-from bench.preflight import check_before_start, check_resources
+from bench.preflight import check_before_start, check_resources, import_torch_first
 from bench.progress import open_progress
 from bench.redaction import redact
 from bench.registry import MODELS, load_replicates
@@ -72,6 +72,7 @@ def run_benchmark(
     (bench.progress); `debug` shows Ray's and Tune's own start-up notices and warnings;
     `dashboard` starts a local Ray with its dashboard."""
     started = time.perf_counter()
+    import_torch_first(config, resuming=resume is not None)
     check_before_start(config, local=not driver.joins_a_cluster(address))
     store, cluster = open_run(config, resume, address, echo, debug, dashboard)
     studies = StudyJournal(store)

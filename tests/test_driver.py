@@ -70,16 +70,15 @@ def test_the_driver_s_modules_import_no_torch():
 
 @pytest.mark.slow
 def test_a_local_run_s_driver_never_imports_torch_and_shows_the_dashboard_on_request(tmp_path):
-    """A whole `bench run --dashboard` (its audit off: the audit resizes images with torch,
-    after the trials): the dashboard answers at the address printed, on loopback, and the
-    driver ends the run without torch imported."""
+    """A whole `bench run --dashboard`, its data audit included: the dashboard answers at the
+    address printed, on loopback, and the driver ends the run without torch imported."""
     code = (
         "import sys\nfrom bench.cli import main\n"
         "status = main(sys.argv[1:])\n"
         "print('torch imported:', 'torch' in sys.modules, flush=True)\nsys.exit(status)"
     )
     flags = ["--models", "mlp", "--trials", "1", "--epochs", "1", "--folds", "2"]
-    flags += ["--set", "evaluation.repeats=1", "--set", "audit.enabled=false"]
+    flags += ["--set", "evaluation.repeats=1"]
     command = [sys.executable, "-u", "-c", code, "run", *flags, "--dashboard"]
     command += ["--output", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

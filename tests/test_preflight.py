@@ -3,6 +3,9 @@ labels alone, and resources on the local instance bench would start."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -93,3 +96,25 @@ def test_a_gpu_request_on_a_gpu_less_machine_is_refused_before_ray_starts(tmp_pa
     with pytest.raises(BenchError, match=r"has no GPU; use --set resources\.gpus_per_worker=0"):
         check_before_start(config, local=True)
     check_before_start(config, local=False)  # a cluster may gain GPU nodes: the run decides
+
+
+@pytest.mark.parametrize(
+    ("datasets", "resuming", "imported"),
+    [(["digits"], False, False), (["digits", "mnist"], False, True), (["digits"], True, True)],
+)
+def test_a_driver_imports_torch_before_ray_only_when_the_run_needs_it(
+    tmp_path, datasets, resuming, imported
+):
+    """MNIST and CIFAR-10 are read through torchvision in the driver, and a resume may read
+    checkpoints: torch is imported then, at the start (imported late it can fail to load);
+    otherwise never (~270 MB)."""
+    code = (
+        "import sys\nfrom bench.config import validate_benchmark\n"
+        "from bench.preflight import import_torch_first\n"
+        f"config = validate_benchmark({{'name': 'x', 'models': ['mlp'], 'datasets': {datasets},"
+        f" 'output': {str(tmp_path)!r}}})\n"
+        f"import_torch_first(config, resuming={resuming})\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(imported)

@@ -122,23 +122,38 @@ def _grey(block: np.ndarray) -> np.ndarray:
 
 
 def _resized(grey: np.ndarray, side: int) -> np.ndarray:
-    """(N, 1, H, W) -> (N, side, side): area averages when shrinking, bilinear when growing."""
-    import torch
-    import torch.nn.functional as F
+    """(N, 1, H, W) -> (N, side, side): area averages when shrinking, bilinear when growing
+    (torch's interpolate "area" / "bilinear", in numpy: the audit runs in the driver, which
+    imports no torch)."""
+    rows, columns = _resize_weights(grey.shape[2], side), _resize_weights(grey.shape[3], side)
+    return np.matmul(np.matmul(rows, grey[:, 0]), columns.T).astype(np.float32)
 
-    tensor = torch.from_numpy(grey)
-    mode = "area" if grey.shape[2] >= side else "bilinear"
-    resized = F.interpolate(tensor, size=(side, side), mode=mode)
-    return resized[:, 0].numpy()
+
+def _resize_weights(size: int, side: int) -> np.ndarray:
+    """(side, size) weights taking `size` values to `side`: each output the mean of the inputs
+    its window covers (adaptive average pooling) when shrinking; when growing, bilinear with
+    half-pixel centres (align_corners=False), sources before the first pixel clamped to it."""
+    weights = np.zeros((side, size), dtype=np.float32)
+    if size >= side:
+        for i in range(side):
+            start, stop = (i * size) // side, -((-(i + 1) * size) // side)
+            weights[i, start:stop] = 1.0 / (stop - start)
+        return weights
+    source = np.maximum((np.arange(side) + 0.5) * (size / side) - 0.5, 0.0)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, size - 1)
+    share = (source - low).astype(np.float32)
+    np.add.at(weights, (np.arange(side), low), 1.0 - share)
+    np.add.at(weights, (np.arange(side), high), share)
+    return weights
 
 
 def _blurred(images: np.ndarray) -> np.ndarray:
     """3x3 box blur of (N, side, side), edges repeated."""
-    import torch
-    import torch.nn.functional as F
-
-    padded = F.pad(torch.from_numpy(images)[:, None], (1, 1, 1, 1), mode="replicate")
-    return F.avg_pool2d(padded, 3, stride=1)[:, 0].numpy()
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    side = images.shape[1]
+    total = sum(padded[:, i : i + side, j : j + side] for i in range(3) for j in range(3))
+    return (total / 9.0).astype(np.float32)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

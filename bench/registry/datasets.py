@@ -25,6 +25,9 @@ class DatasetSpec:
     # labels(options) -> (training labels, has its own test split) or None, read without
     # decoding images: the fold-count check before a run starts (bench.preflight)
     labels: Callable[[Any], Any] | None = None
+    # Read through torchvision (and so torch) in the driver: a run imports torch before Ray
+    # for it (bench.runner.import_torch_first).
+    needs_torch: bool = False
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -76,6 +79,7 @@ DATASETS.add(
         "mnist",
         _load_mnist,
         labels=_read_labels,
+        needs_torch=True,
         options=frozenset({"root", "download", "image_size"}),
         description="MNIST via torchvision: 70,000 28x28 grayscale digits, official test split",
     ),
@@ -86,6 +90,7 @@ DATASETS.add(
         "cifar10",
         _load_cifar10,
         labels=_read_labels,
+        needs_torch=True,
         options=frozenset({"root", "download", "image_size"}),
         description="CIFAR-10 (python batches): 60,000 32x32 RGB, 10 classes, official test split",
     ),

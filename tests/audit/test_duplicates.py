@@ -59,3 +59,23 @@ def test_distance_ignores_brightness_and_small_shifts_but_not_other_images(digit
     brighter_and_moved = np.roll(image * 0.7 + 40, 2, axis=1)[None]
     assert shifted_distance(image, brighter_and_moved)[0] < 1e-3
     assert shifted_distance(image, grey[1:2])[0] > 0.05
+
+
+@pytest.mark.parametrize(
+    ("size", "side"), [(224, 8), (224, 32), (50, 32), (28, 8), (8, 32), (3, 8)]
+)
+def test_signatures_resize_as_torch_does(size, side):
+    """The audit resizes in numpy (the driver imports no torch) what torch's interpolate
+    would: area averages when shrinking, bilinear when growing; the blur is avg_pool2d's."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.audit.duplicates import _blurred, _resized
+
+    grey = np.random.default_rng(size).uniform(0, 255, (3, 1, size, size)).astype(np.float32)
+    mode = "area" if size >= side else "bilinear"
+    expected = F.interpolate(torch.from_numpy(grey), size=(side, side), mode=mode)[:, 0]
+    np.testing.assert_allclose(_resized(grey, side), expected.numpy(), rtol=0, atol=1e-3)
+    padded = F.pad(expected[:, None], (1, 1, 1, 1), mode="replicate")
+    blurred = F.avg_pool2d(padded, 3, stride=1)[:, 0].numpy()
+    np.testing.assert_allclose(_blurred(expected.numpy()), blurred, rtol=0, atol=1e-3)
