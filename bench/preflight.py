@@ -83,10 +83,10 @@ def check_resources(
 
 def import_torch_first(config: BenchmarkConfig, resuming: bool) -> None:
     """A driver imports no torch (~270 MB) unless the run needs it there: a dataset read
-    through torchvision, a resumed run's checkpoints, GPUs only torch can list. Then it
-    imports it now, before Ray starts: torch imported once a run's libraries have loaded can
-    fail to load at all (seen in a Ray Job's driver on a two-node cluster: "Intel oneMKL
-    FATAL ERROR: Cannot load libtorch_cpu.so", and the process ended)."""
-    through_torchvision = any(DATASETS.get(d.name).needs_torch for d in config.datasets)
-    if resuming or through_torchvision or only_torch_lists_the_gpus():
+    through torchvision or resized by torch, a resumed run's checkpoints, GPUs only torch can
+    list. Then it imports it now, before Ray starts: torch imported once a run's libraries
+    have loaded can fail to load at all (seen in a Ray Job's driver on a two-node cluster:
+    "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so", and the process ended)."""
+    loaded_with_torch = any(DATASETS.get(d.name).needs_torch(d) for d in config.datasets)
+    if resuming or loaded_with_torch or only_torch_lists_the_gpus():
         import torch  # noqa: F401

@@ -100,14 +100,19 @@ def test_a_gpu_request_on_a_gpu_less_machine_is_refused_before_ray_starts(tmp_pa
 
 @pytest.mark.parametrize(
     ("datasets", "resuming", "imported"),
-    [(["digits"], False, False), (["digits", "mnist"], False, True), (["digits"], True, True)],
+    [
+        (["digits"], False, False),
+        (["digits", "mnist"], False, True),
+        (["digits"], True, True),
+        ([{"name": "digits", "image_size": 32}], False, True),  # torch resizes it
+    ],
 )
 def test_a_driver_imports_torch_before_ray_only_when_the_run_needs_it(
     tmp_path, datasets, resuming, imported
 ):
-    """MNIST and CIFAR-10 are read through torchvision in the driver, and a resume may read
-    checkpoints: torch is imported then, at the start (imported late it can fail to load);
-    otherwise never (~270 MB)."""
+    """MNIST and CIFAR-10 are read through torchvision in the driver, digits at another size
+    resized by torch, and a resume may read checkpoints: torch is imported then, at the start
+    (imported late it can fail to load); otherwise never (~270 MB)."""
     code = (
         "import sys\nfrom bench.config import validate_benchmark\n"
         "from bench.preflight import import_torch_first\n"

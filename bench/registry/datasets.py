@@ -25,9 +25,10 @@ class DatasetSpec:
     # labels(options) -> (training labels, has its own test split) or None, read without
     # decoding images: the fold-count check before a run starts (bench.preflight)
     labels: Callable[[Any], Any] | None = None
-    # Read through torchvision (and so torch) in the driver: a run imports torch before Ray
-    # for it (bench.runner.import_torch_first).
-    needs_torch: bool = False
+    # needs_torch(options): whether loading it in the driver takes torch (torchvision reads
+    # it, or torch resizes it into the cache); a run then imports torch before Ray
+    # (bench.preflight.import_torch_first).
+    needs_torch: Callable[[Any], bool] = lambda options: False
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -69,6 +70,7 @@ DATASETS.add(
         "digits",
         _load_digits,
         labels=_read_labels,
+        needs_torch=lambda options: options.image_size not in (None, 8),  # resized by torch
         options=frozenset({"image_size"}),
         description="scikit-learn's bundled handwritten digits: 1,797 8x8 grayscale, 10 classes",
     ),
@@ -79,7 +81,7 @@ DATASETS.add(
         "mnist",
         _load_mnist,
         labels=_read_labels,
-        needs_torch=True,
+        needs_torch=lambda options: True,
         options=frozenset({"root", "download", "image_size"}),
         description="MNIST via torchvision: 70,000 28x28 grayscale digits, official test split",
     ),
@@ -90,7 +92,7 @@ DATASETS.add(
         "cifar10",
         _load_cifar10,
         labels=_read_labels,
-        needs_torch=True,
+        needs_torch=lambda options: True,
         options=frozenset({"root", "download", "image_size"}),
         description="CIFAR-10 (python batches): 60,000 32x32 RGB, 10 classes, official test split",
     ),
