@@ -22,7 +22,7 @@ def connect(
 ) -> bool:
     """Join the cluster named by `address` / RAY_ADDRESS (`auto` for one `ray start` made on
     this machine), or start a fresh local instance: without Ray's dashboard, whose web server
-    and module processes take ~0.25 GB that a local run needs for training, or with it
+    and module processes take ~0.24 GB that a local run needs for training, or with it
     (`dashboard`), listening on loopback only. True when it started that local instance (no
     autoscaler will ever add nodes to it). Ray's start-up notices show only with `debug`."""
     if ray.is_initialized():

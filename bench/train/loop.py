@@ -257,9 +257,8 @@ def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> N
 
 
 def _finish(run: FoldRun, images, adapt, device) -> FoldOutcome:
+    run.settle()  # done when it stopped; a fold resumed from an older snapshot is settled here
     model = unwrap(run.model)
-    if run.best_state is not None:
-        model.load_state_dict(run.best_state)
     started = time.perf_counter()
     proba = predict_proba(model, images, run.val_index, adapt, device, accel=run.accel)
     run.eval_seconds += time.perf_counter() - started

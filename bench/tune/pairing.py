@@ -371,8 +371,9 @@ def interrupted_trials(store: RunStore, prior: dict[str, set[int]]) -> dict[str,
             found.setdefault((pairing, "/".join(parts[:3])), []).append(path)
     if not found:
         return {}
-    # torch reads a checkpoint: imported only by a resumed run that has one (a driver
-    # otherwise never imports torch, whose import alone takes ~270 MB of private memory).
+    # torch reads a checkpoint: imported here, not by this module, so that a driver that is
+    # not resuming never imports it (~270 MB); a resuming one has, before Ray started
+    # (bench.preflight.import_torch_first).
     from bench.tune.trial import read_checkpoint
 
     restarts: dict[str, dict[str, str]] = {}
