@@ -37,8 +37,8 @@ class Schedule:
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
-    "adam": Optimizer("Adam", "torch.optim:Adam"),
-    "adamw": Optimizer("Adam with decoupled weight decay", "torch.optim:AdamW"),
+    "adam": Optimizer("Adam", "bench.train.optim:SlicedAdam"),
+    "adamw": Optimizer("Adam with decoupled weight decay", "bench.train.optim:SlicedAdamW"),
     "sgd": Optimizer("SGD with momentum", "torch.optim:SGD", ("momentum", "nesterov")),
 }
 

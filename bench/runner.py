@@ -208,7 +208,7 @@ def search_all(
         datasets.prepare()
         run_search(
             run,
-            TrialPlan(store.uri, {p.name: p.job for p in pairings}, datasets.shelf),
+            TrialPlan(store.uri, {p.name: p.job for p in pairings}, dict(datasets.refs)),
             config.search,
             experiment_name(store),
             callbacks=callbacks,

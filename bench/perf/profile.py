@@ -1,8 +1,7 @@
 """Where the CPU and memory went while bench ran, read from /proc: CPU seconds per kind of
-process (trial actors, which also run the refits; bench's data shelf; Ray's daemons; the
-driver, which runs the search), the Ray worker processes started, and the machine's memory in
-use. A bench / plain gap on a small machine is made of these, not of the training loop
-(section 1 times that).
+process (trial actors, which also run the refits; Ray's daemons; the driver, which runs the
+search), the Ray worker processes started, and the machine's memory in use. A bench / plain
+gap on a small machine is made of these, not of the training loop (section 1 times that).
 
 Linux only (elsewhere the figures read as skipped). A process is sampled every half second,
 so one that starts and ends between two samples is missed; a worker is named by the last
@@ -19,7 +18,6 @@ PROC = Path("/proc")
 # (group, title prefixes of Ray workers, words in the command lines of Ray's daemons)
 GROUPS = (
     ("trial actors", ("ray::ImplicitFunc",), ()),
-    ("data shelf", ("ray::DataShelf",), ()),
     (
         "Ray daemons",
         ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray-dashboard"),

@@ -4,12 +4,14 @@ stores and a resumed run loads back."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +50,11 @@ class FoldOutcome:
 
 
 class FoldRun:
-    """One fold's model, optimizer and early-stopping state."""
+    """One fold's model, optimizer and early-stopping state.
+
+    With a parking folder, the fold's tensors wait on disk while the other folds train
+    (`rest` / `wake`): cross-validation then holds one fold's weights and optimizer state in
+    memory, not k of them."""
 
     def __init__(
         self,
@@ -83,6 +89,8 @@ class FoldRun:
         self.train_seconds = self.eval_seconds = 0.0
         self.samples = 0
         self.history: list[EpochRecord] = []
+        self.parking: Path | None = None  # where `rest` puts the tensors; None: they stay
+        self.parked: Path | None = None  # the file they are in while the fold rests
 
     # Plain tensors, numbers and lists only: a checkpoint loads with weights_only=True.
     _SCALARS = (
@@ -130,6 +138,59 @@ class FoldRun:
         self.optimizer.zero_grad(set_to_none=True)
         self.optimizer.state.clear()
 
+    def _tensors(self) -> list[torch.Tensor]:
+        """Every tensor the fold keeps between its epochs: weights and buffers, the
+        optimizer's state, the best epoch's weights; in an order that stays put while it
+        rests (nothing adds or drops one meanwhile)."""
+        model = unwrap(self.model)
+        found = [*model.parameters(), *model.buffers()]
+        for state in self.optimizer.state.values():
+            found += [value for value in state.values() if isinstance(value, torch.Tensor)]
+        found += list((self.best_state or {}).values())
+        return list({id(tensor): tensor for tensor in found}.values())
+
+    def rest(self) -> None:
+        """With a parking folder: the tensors go to a file there, and each tensor object
+        keeps no storage until `wake` (the model, the optimizer and its references to the
+        parameters stay the same objects). The file holds the exact bits: a fold that rested
+        trains on as if it had not."""
+        if self.parking is None or self.parked is not None:
+            return
+        tensors = self._tensors()
+        path = self.parking / f"fold-{self.fold}.pt"
+        torch.save([tensor.detach() for tensor in tensors], path)
+        _empty(tensors)
+        self.parked = path
+
+    def wake(self) -> None:
+        """The tensors back from the parking file, which goes."""
+        if self.parked is None:
+            return
+        saved = torch.load(self.parked, weights_only=True)
+        with torch.no_grad():
+            for tensor, value in zip(self._tensors(), saved, strict=True):
+                tensor.set_(value)
+        self.parked.unlink()
+        self.parked = None
+
+    @contextlib.contextmanager
+    def awake(self) -> Iterator[None]:
+        """Awake for the block (a snapshot, a resume), resting again after it."""
+        self.wake()
+        try:
+            yield
+        finally:
+            self.rest()
+
+    def discard(self) -> None:
+        """The fold is done (its validation predicted): with a parking folder its tensors go
+        at once, not when the last fold is done; a parking file left goes too."""
+        if self.parked is not None:
+            self.parked.unlink(missing_ok=True)
+            self.parked = None
+        elif self.parking is not None:
+            _empty(self._tensors())
+
     def load(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -145,6 +206,12 @@ class FoldRun:
             self.shuffle.set_state(rng["shuffle"])
         if self.augment is not None and "augment" in rng:
             self.augment.set_state(rng["augment"])
+
+
+def _empty(tensors: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for tensor in tensors:
+            tensor.set_(torch.empty(0, dtype=tensor.dtype, device=tensor.device))
 
 
 def global_rng_state() -> dict[str, Any]:
@@ -176,7 +243,11 @@ def _python_state_as_list(state: tuple) -> list:
 
 def snapshotter(epoch: int, runs: list[FoldRun]) -> Callable[[], dict[str, Any]]:
     def snapshot() -> dict[str, Any]:
-        return {"epoch": epoch, "folds": [r.state() for r in runs], "rng": global_rng_state()}
+        folds = []
+        for run in runs:
+            with run.awake():
+                folds.append(run.state())
+        return {"epoch": epoch, "folds": folds, "rng": global_rng_state()}
 
     return snapshot
 
@@ -184,7 +255,8 @@ def snapshotter(epoch: int, runs: list[FoldRun]) -> Callable[[], dict[str, Any]]
 def resume(runs: list[FoldRun], snapshot: dict[str, Any]) -> int:
     """Load a snapshot into the runs (and the process-wide generators); the next epoch."""
     for run, state in zip(runs, snapshot["folds"], strict=True):
-        run.load(state)
+        with run.awake():
+            run.load(state)
     if "rng" in snapshot:
         set_global_rng_state(snapshot["rng"])
     return int(snapshot["epoch"]) + 1

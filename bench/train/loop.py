@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,38 +77,49 @@ def train_one_epoch(
     model.train()
     _hold_frozen_norms(model)
     total, seen = 0.0, 0
-    for images, labels in loader:
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        inputs, partners, share = adapt(images, augment), labels, 1.0
-        if augment is not None:
-            inputs, partners, share = augment.mix(inputs, labels)
+    for batch in loader:
         optimizer.zero_grad(set_to_none=True)
-        with accel.autocast():
-            outputs = model(accel.inputs(inputs))
-            loss = loss_fn(outputs, labels)
-            if share < 1.0:
-                loss = share * loss + (1.0 - share) * loss_fn(outputs, partners)
-        if not torch.isfinite(loss):
-            raise DivergedError(
-                f"training diverged: loss is {loss.item()}; lower the learning rate or its range"
-            )
-        _step(model, optimizer, loss, grad_clip, accel.scaler)
+        loss, count = _backward(model, batch, loss_fn, adapt, device, augment, accel)
+        del batch  # the batch and its float copies are not held through the update
+        _update(model, optimizer, grad_clip, accel.scaler)
         if schedule is not None:
             schedule.step()
-        total += loss.item() * len(labels)
-        seen += len(labels)
+        total += loss * count
+        seen += count
     return total / max(seen, 1), seen
 
 
-def _step(model, optimizer, loss, grad_clip: float, scaler) -> None:
-    """Backward and update; with a float16 scaler, gradients are unscaled before clipping."""
-    if scaler is None:
+def _backward(model, batch, loss_fn, adapt, device, augment, accel) -> tuple[float, int]:
+    """One batch's forward and backward pass: (its loss, its size). The batch's tensors live
+    only here, so they are gone before the optimizer's step allocates its own."""
+    images, labels = batch
+    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    inputs, partners, share = adapt(images, augment), labels, 1.0
+    if augment is not None:
+        inputs, partners, share = augment.mix(inputs, labels)
+    with accel.autocast():
+        outputs = model(accel.inputs(inputs))
+        loss = loss_fn(outputs, labels)
+        if share < 1.0:
+            loss = share * loss + (1.0 - share) * loss_fn(outputs, partners)
+    if not torch.isfinite(loss):
+        raise DivergedError(
+            f"training diverged: loss is {loss.item()}; lower the learning rate or its range"
+        )
+    if accel.scaler is None:
         loss.backward()
+    else:
+        accel.scaler.scale(loss).backward()
+    return loss.item(), len(labels)
+
+
+def _update(model, optimizer, grad_clip: float, scaler) -> None:
+    """The optimizer's step; with a float16 scaler, gradients are unscaled before clipping."""
+    if scaler is None:
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         return
-    scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -158,6 +170,7 @@ def cross_validate(
     wrap_model: Identity = lambda m: m,
     wrap_loader: Identity = lambda d: d,
     resume_from: dict[str, Any] | None = None,
+    parking: Path | None = None,
 ) -> list[FoldOutcome]:
     """Train one model per fold, in lockstep, with early stopping on `score` (higher is better).
 
@@ -166,40 +179,50 @@ def cross_validate(
     `resume_from` (such a snapshot) continues after its epoch exactly as if training had not
     stopped. Each fold ends restored to its best epoch's weights; its validation probabilities
     are predicted with those weights. `adapt`: one InputAdapter, or one per fold (each
-    normalized with its own training part's statistics)."""
+    normalized with its own training part's statistics). `parking`: a folder where each fold's
+    tensors wait while the others train (FoldRun.rest), so memory holds one fold's, not k; the
+    results are the same to the bit."""
     device = torch.device(device)
     adapters = [adapt] * len(folds) if isinstance(adapt, InputAdapter) else list(adapt)
     images = resident(images, device)  # once for all folds
-    runs = [
-        start_run(
-            k,
-            (FOLD, k),
-            build_model,
-            images,
-            labels,
-            train_index,
-            val_index,
-            settings,
-            device,
-            wrap_model,
-            wrap_loader,
-        )
-        for k, (train_index, val_index) in enumerate(folds)
-    ]
-
-    first = 1 if resume_from is None else resume(runs, resume_from)
-    for epoch in range(first, settings.epochs + 1):
-        for run, fold_adapt in zip(runs, adapters, strict=True):
-            if not run.stopped:
-                _fold_epoch(run, epoch, images, labels, settings, fold_adapt, score, device)
-        if on_epoch is not None:
-            on_epoch(epoch, float(np.mean([r.best_score for r in runs])), snapshotter(epoch, runs))
-        if all(r.stopped for r in runs):
-            break
-    return [
-        _finish(run, images, fold_adapt, device)
-        for run, fold_adapt in zip(runs, adapters, strict=True)
-    ]
+    runs: list[FoldRun] = []
+    try:
+        for k, (train_index, val_index) in enumerate(folds):
+            run = start_run(
+                k,
+                (FOLD, k),
+                build_model,
+                images,
+                labels,
+                train_index,
+                val_index,
+                settings,
+                device,
+                wrap_model,
+                wrap_loader,
+            )
+            run.parking = parking
+            run.rest()  # before the next fold's model is built
+            runs.append(run)
+        first = 1 if resume_from is None else resume(runs, resume_from)
+        for epoch in range(first, settings.epochs + 1):
+            for run, fold_adapt in zip(runs, adapters, strict=True):
+                if not run.stopped:
+                    run.wake()
+                    _fold_epoch(run, epoch, images, labels, settings, fold_adapt, score, device)
+                    run.rest()
+            if on_epoch is not None:
+                mean_score = float(np.mean([r.best_score for r in runs]))
+                on_epoch(epoch, mean_score, snapshotter(epoch, runs))
+            if all(r.stopped for r in runs):
+                break
+        return [
+            _finish(run, images, fold_adapt, device)
+            for run, fold_adapt in zip(runs, adapters, strict=True)
+        ]
+    finally:
+        for run in runs:
+            run.discard()  # parking files a failure left
 
 
 def _train_epoch(run: FoldRun, epoch: int, settings, adapt, device) -> tuple[float, int]:
@@ -257,11 +280,13 @@ def _fold_epoch(run, epoch, images, labels, settings, adapt, score, device) -> N
 
 
 def _finish(run: FoldRun, images, adapt, device) -> FoldOutcome:
+    run.wake()
     run.settle()  # done when it stopped; a fold resumed from an older snapshot is settled here
     model = unwrap(run.model)
     started = time.perf_counter()
     proba = predict_proba(model, images, run.val_index, adapt, device, accel=run.accel)
     run.eval_seconds += time.perf_counter() - started
+    run.discard()
     return FoldOutcome(
         fold=run.fold,
         best_epoch=run.best_epoch,

@@ -22,6 +22,7 @@ from bench.train.folds import FoldOutcome
 from bench.train.loop import RefitOutcome, cross_validate, fit_and_predict
 from bench.train.memory import returning_freed_memory
 from bench.train.optim import Identity
+from bench.train.parking import folds_rest, parking_folder
 
 
 def device_for(resources: ResourcesConfig) -> torch.device:
@@ -68,7 +69,11 @@ def cross_validate_trial(
 ) -> list[FoldOutcome]:
     use_deterministic_kernels(plan.deterministic)
     settings = train_settings(plan, params)
-    with returning_freed_memory(batch_bytes(data.train_x, settings.batch_size)):
+    stored_batch = batch_bytes(data.train_x, settings.batch_size)
+    with (
+        returning_freed_memory(stored_batch),
+        parking_folder(folds_rest(stored_batch, device)) as parking,
+    ):
         return cross_validate(
             model_factory(plan, data, params),
             data.train_x,
@@ -82,6 +87,7 @@ def cross_validate_trial(
             wrap_model=wrap_model,
             wrap_loader=wrap_loader,
             resume_from=resume_from,
+            parking=parking,
         )
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
-
 from bench.config import ResourcesConfig
 from bench.plan import PairingPlan
 from bench.results.schema import REPLICATES
@@ -38,7 +36,7 @@ REFIT_COLUMNS = tuple(c for c in REPLICATES.names if c not in DRIVER_COLUMNS)
 @dataclass(frozen=True)
 class PairingJob:
     """What the trials and the refit of one (model, dataset) pairing need besides their
-    hyperparameters. Its dataset comes from the run's shelf, loaded when the pairing starts."""
+    hyperparameters. Its dataset's ref comes with the run's TrialPlan."""
 
     plan: PairingPlan
     # Resumed runs: params (canonical JSON) of trials a killed run left unfinished -> the
@@ -66,10 +64,12 @@ class TrialPlan:
 
     store_uri: str
     jobs: dict[str, PairingJob]  # pairing -> its job
-    shelf: Any  # the run's DataShelf actor: dataset key -> ObjectRefs of its repeats' ImageData
+    # dataset key -> ObjectRefs of its repeats' ImageData (DatasetPool.refs, every dataset
+    # loaded before the first trial); a trial actor borrows the refs with the plan.
+    datasets: dict[str, list[Any]]
 
     def dataset_ref(self, key: str, repeat: int) -> Any:
-        return ray.get(self.shelf.get.remote(key))[repeat]
+        return self.datasets[key][repeat]
 
 
 def trial_dir_name(config: dict[str, Any]) -> str:

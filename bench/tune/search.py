@@ -141,7 +141,6 @@ class SearchRun:
         try:
             if trial.config["kind"] == REFIT:
                 pairing.refit_ended(self.store, error)
-                self._pairing_done(pairing)
             else:
                 pairing.trial_ended(self.store, trial.trial_id, trial.last_result or {}, error)
                 if pairing.search_ended:
@@ -171,13 +170,10 @@ class SearchRun:
         pairing.phase = DONE
         pairing.refit = None
         self._hand_on_choice(pairing)
-        self._pairing_done(pairing)
 
     def _finish_search(self, pairing: PairingSearch) -> None:
         pairing.finish_search(self.store)
         self._hand_on_choice(pairing)
-        if pairing.phase == DONE:
-            self._pairing_done(pairing)
 
     def _hand_on_choice(self, pairing: PairingSearch) -> None:
         """Repeats that refit this search's choice (evaluation.search: once) get it now; if the
@@ -187,15 +183,9 @@ class SearchRun:
                 continue
             if pairing.refit is not None or pairing.unchanged_choice():
                 follower.follow({**pairing.choice, "refit_epochs": pairing.refit_epochs})
-                if follower.phase == DONE:  # an extended run whose choice stood
-                    self._pairing_done(follower)
             else:
                 reason = pairing.summary.get("error") or "the search failed"
                 follower.fail(self.store, f"repeat {pairing.job.plan.repeat}: {reason}")
-                self._pairing_done(follower)
-
-    def _pairing_done(self, pairing: PairingSearch) -> None:
-        self.datasets.release(pairing.job.dataset)
 
     # -- the console -------------------------------------------------------------------------
 

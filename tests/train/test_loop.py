@@ -1,5 +1,6 @@
 """The pure-PyTorch loop on tiny real data (digits)."""
 
+import math
 import os
 
 import numpy as np
@@ -275,6 +276,92 @@ def test_a_finished_fold_keeps_one_copy_of_its_best_weights(digits, tmp_path):
     for before, after in zip(whole, resumed, strict=True):
         assert after.best_epoch == before.best_epoch
         assert np.array_equal(after.val_proba, before.val_proba)
+
+
+def _same_state(a, b) -> bool:
+    """Snapshots (nested dicts and lists of tensors and numbers) equal to the bit."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b, strict=True))
+    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+
+
+def _without_times(snapshot):
+    """A snapshot less its wall-clock figures, which differ between any two runs."""
+    folds = []
+    for state in snapshot["folds"]:
+        state = {k: v for k, v in state.items() if k not in ("train_seconds", "eval_seconds")}
+        folds.append({**state, "history": [h[:5] for h in state["history"]]})
+    return {**snapshot, "folds": folds}
+
+
+def _dropout_mlp():
+    return BuiltModel(MLP(64, 10, hidden_dim=64, depth=2, dropout=0.3, shrink=0.5))
+
+
+def test_folds_resting_on_disk_train_to_the_same_bits(digits, tmp_path):
+    """With a parking folder every fold waits there between its epochs (only the one
+    training is in memory), and nothing differs: each epoch's snapshot, the predictions, a
+    resume from a snapshot. The folder is empty once cross-validation ends."""
+    x, y = digits
+    folds = fold_indices(y, 3, seed=0)
+    settings = TrainSettings(epochs=4, batch_size=32, lr=5e-2, patience=1, seed=3)
+    parking = tmp_path / "parked"
+    parking.mkdir()
+
+    def run(snapshots, **options):
+        def on_epoch(epoch, score, snapshot):
+            if "parking" in options:  # every fold rests while none trains
+                assert sorted(p.name for p in parking.iterdir()) == [
+                    f"fold-{k}.pt" for k in range(3)
+                ]
+            snapshots[epoch] = snapshot()
+
+        return cross_validate(
+            _dropout_mlp, x, y, folds, settings, ADAPT, f1, on_epoch=on_epoch, **options
+        )
+
+    resident, rested = {}, {}
+    whole = run(resident)
+    parked = run(rested, parking=parking)
+    assert list(parking.iterdir()) == []
+    assert rested.keys() == resident.keys()
+    for epoch in resident:
+        assert _same_state(_without_times(rested[epoch]), _without_times(resident[epoch]))
+    for before, after in zip(whole, parked, strict=True):
+        assert after.best_epoch == before.best_epoch
+        assert np.array_equal(after.val_proba, before.val_proba)
+        assert [h.val_loss for h in after.history] == [h.val_loss for h in before.history]
+    resumed = cross_validate(
+        _dropout_mlp, x, y, folds, settings, ADAPT, f1, resume_from=rested[1], parking=parking
+    )
+    for before, after in zip(whole, resumed, strict=True):
+        assert np.array_equal(after.val_proba, before.val_proba)
+    assert list(parking.iterdir()) == []
+
+
+def test_a_failure_leaves_no_parked_folds(digits, tmp_path):
+    x, y = digits
+    settings = TrainSettings(epochs=3, batch_size=32, lr=5e-2, seed=3)
+
+    def failing_score(y_true, proba):
+        raise RuntimeError("the score failed")
+
+    with pytest.raises(RuntimeError, match="the score failed"):
+        cross_validate(
+            build,
+            x,
+            y,
+            fold_indices(y, 3, seed=0),
+            settings,
+            ADAPT,
+            failing_score,
+            parking=tmp_path,
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_each_fold_is_normalized_with_its_own_training_part(digits):

@@ -12,6 +12,7 @@ import pytest
 
 from bench.config import DatasetConfig
 from bench.data.loaders import Decoding
+from bench.errors import DataError
 from bench.registry import load_replicates
 from bench.testing.writers import write_image_tree
 
@@ -55,16 +56,27 @@ def test_ray_tasks_decode_the_tree_off_the_driver(ray_session, tmp_path, monkeyp
     assert np.array_equal(np.asarray(travelled.test_x), np.asarray(on_ray.test_x))
 
 
-def test_the_shelf_resends_calls_that_failed_to_reach_it(ray_session):
-    """Ray can refuse the first call to a just-created actor (its port was a dead worker's a
-    moment before): the shelf's idempotent calls are retried instead of ending the run."""
+def test_trials_find_each_dataset_s_repeats_in_the_trial_plan(ray_session):
+    """No actor holds the refs: they travel inside the TrialPlan that tune.with_parameters
+    puts into the object store, and a trial actor borrows them from it."""
     from bench.tune.datasets import DatasetPool
+    from bench.tune.jobs import TrialPlan
 
-    pool = DatasetPool(lambda key: [key.upper()], ["digits", "digits"])
-    try:
-        assert pool.shelf.put._max_task_retries == -1
-        assert pool.shelf.get._max_task_retries == -1
-        pool.prepare()
-        assert ray_session.get(ray_session.get(pool.shelf.get.remote("digits"))[0]) == "DIGITS"
-    finally:
-        pool.close()
+    broken = "dataset bad: cannot read it"
+
+    def load(key):
+        if key == "bad":
+            raise DataError(broken)
+        return [f"{key}-r0", f"{key}-r1"]
+
+    pool = DatasetPool(load, ["digits", "bad", "digits"])
+    pool.prepare()
+    assert pool.failed == {"bad": broken} and list(pool.refs) == ["digits"]
+    plan_ref = ray_session.put(TrialPlan("store", {}, dict(pool.refs)))
+    pool.close()  # the driver's own refs go; the plan still holds them
+
+    @ray_session.remote
+    def in_a_trial(plan):
+        return ray_session.get(plan.dataset_ref("digits", 1))
+
+    assert ray_session.get(in_a_trial.remote(plan_ref)) == "digits-r1"

@@ -62,10 +62,10 @@ def pairing(live_cap=2, prior=(), batch=0, **kw):
 
 
 class FakeDatasets:
-    """DatasetPool's interface, recording what was loaded and released."""
+    """DatasetPool's interface, recording what was loaded."""
 
-    def __init__(self, users: dict[str, int], broken: tuple[str, ...] = ()) -> None:
-        self.users, self.broken = dict(users), broken
+    def __init__(self, broken: tuple[str, ...] = ()) -> None:
+        self.broken = broken
         self.loaded, self.events, self.failed = set(), [], {}
 
     def acquire(self, key):
@@ -77,18 +77,9 @@ class FakeDatasets:
             self.events.append(("load", key))
         return True
 
-    def release(self, key):
-        self.users[key] -= 1
-        if self.users[key] == 0:
-            self.loaded.discard(key)
-            self.events.append(("release", key))
-
 
 def run_of(pairings, tmp_path, cpus=2.0, broken=()):
-    users = {}
-    for p in pairings:
-        users[p.job.dataset] = users.get(p.job.dataset, 0) + 1
-    datasets = FakeDatasets(users, broken)
+    datasets = FakeDatasets(broken)
     capacity = Capacity(lambda: [{"CPU": cpus}])
     lines = []
     progress = PlainProgress(lines.append)
@@ -200,7 +191,7 @@ def test_refit_follows_the_search_at_once_and_the_run_finishes(tmp_path):
     board = RunStore(str(tmp_path)).read_table("parts/replicates/mlp@d1.r0.parquet").to_pylist()[0]
     assert board["best_trial"] == b["trial"] and board["selection_score"] == 0.9
     assert board["test_f1_macro"] == 0.8
-    assert datasets.events == [("load", "d1"), ("release", "d1")]
+    assert datasets.events == [("load", "d1")]
     assert "done: ok, test 0.8000" in lines[-1]
 
 
@@ -226,24 +217,24 @@ def test_a_pairing_with_no_finished_trial_fails_without_a_refit(tmp_path):
     finish(run, "t", config, error="RuntimeError: training diverged")
     assert p.phase == DONE and "no trial finished: RuntimeError" in p.summary["error"]
     assert run.next_trial("x") == Searcher.FINISHED
-    assert datasets.events[-1] == ("release", "d1")
 
 
-def test_datasets_load_when_first_needed_and_leave_after_their_last_pairing(tmp_path):
+def test_a_pairing_s_dataset_is_loaded_before_its_first_trial(tmp_path):
+    """(A run loads them all before the first trial, DatasetPool.prepare; this is the check
+    each pairing makes, which also finds those that failed.)"""
     first = [pairing(model=m, dataset="d1", trials=1, live_cap=1) for m in ("mlp", "simple_cnn")]
     second = pairing(model="mlp", dataset="d2", trials=1, live_cap=1)
     run, datasets, _ = run_of([*first, second], tmp_path, cpus=1.0)
     a = run.next_trial("a")
-    assert datasets.loaded == {"d1"}  # d2 not loaded before one of its pairings runs
-    finish(run, "a", a)
-    finish(run, "ra", run.next_trial("ra"))  # mlp@d1's refit; simple_cnn@d1 still needs d1
     assert datasets.loaded == {"d1"}
+    finish(run, "a", a)
+    finish(run, "ra", run.next_trial("ra"))
     b = run.next_trial("b")
     finish(run, "b", b)
     finish(run, "rb", run.next_trial("rb"))
-    assert datasets.loaded == set()
     c = run.next_trial("c")
-    assert c["pairing"] == "mlp@d2.r0" and datasets.loaded == {"d2"}
+    assert c["pairing"] == "mlp@d2.r0" and datasets.loaded == {"d1", "d2"}
+    assert datasets.events == [("load", "d1"), ("load", "d2")]
 
 
 def test_a_dataset_that_fails_to_load_skips_only_its_pairings(tmp_path):
@@ -396,7 +387,7 @@ def test_a_trial_ended_without_a_callback_is_still_counted(tmp_path):
     assert p.phase == DONE and p.summary["status"] == "failed"
     assert run.next_trial("x") == Searcher.FINISHED
     run.trial_ended(lost, None)  # a late callback for the same trial changes nothing
-    assert datasets.events == [("load", "d1"), ("release", "d1")]
+    assert datasets.events == [("load", "d1")]
 
 
 def test_bookkeeping_that_fails_ends_only_its_pairing(tmp_path, monkeypatch):
