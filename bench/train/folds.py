@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parameter import is_lazy
 
 from bench.models.contract import BuiltModel, FineTuning
 from bench.seeds import AUGMENT, LOADER, derive_seed
@@ -91,6 +92,8 @@ class FoldRun:
         self.history: list[EpochRecord] = []
         self.parking: Path | None = None  # where `rest` puts the tensors; None: they stay
         self.parked: Path | None = None  # the file they are in while the fold rests
+        self.resting: list[torch.Tensor] = []  # the emptied tensor objects, in file order
+        self.resting_layouts: list[tuple] = []  # their shapes, strides and dtypes before
 
     # Plain tensors, numbers and lists only: a checkpoint loads with weights_only=True.
     _SCALARS = (
@@ -140,8 +143,7 @@ class FoldRun:
 
     def _tensors(self) -> list[torch.Tensor]:
         """Every tensor the fold keeps between its epochs: weights and buffers, the
-        optimizer's state, the best epoch's weights; in an order that stays put while it
-        rests (nothing adds or drops one meanwhile)."""
+        optimizer's state, the best epoch's weights (each once)."""
         model = unwrap(self.model)
         found = [*model.parameters(), *model.buffers()]
         for state in self.optimizer.state.values():
@@ -157,21 +159,32 @@ class FoldRun:
         if self.parking is None or self.parked is not None:
             return
         tensors = self._tensors()
+        if any(is_lazy(tensor) for tensor in tensors):
+            return  # a lazy module's weights take their shape at its first batch
         path = self.parking / f"fold-{self.fold}.pt"
-        torch.save([tensor.detach() for tensor in tensors], path)
+        try:
+            torch.save([tensor.detach() for tensor in tensors], path)
+        except (OSError, RuntimeError):  # the disk is full or refuses: it stays in memory
+            path.unlink(missing_ok=True)
+            return
+        self.resting = tensors
+        self.resting_layouts = [_layout(tensor) for tensor in tensors]
         _empty(tensors)
         self.parked = path
 
     def wake(self) -> None:
-        """The tensors back from the parking file, which goes."""
+        """The tensors back from the parking file, which goes: each into the very object it
+        came from (checked by shape, strides and dtype)."""
         if self.parked is None:
             return
         saved = torch.load(self.parked, weights_only=True)
+        if [_layout(value) for value in saved] != self.resting_layouts:
+            raise RuntimeError(f"fold {self.fold}: {self.parked} does not hold its tensors")
         with torch.no_grad():
-            for tensor, value in zip(self._tensors(), saved, strict=True):
+            for tensor, value in zip(self.resting, saved, strict=True):
                 tensor.set_(value)
         self.parked.unlink()
-        self.parked = None
+        self.parked, self.resting, self.resting_layouts = None, [], []
 
     @contextlib.contextmanager
     def awake(self) -> Iterator[None]:
@@ -187,7 +200,7 @@ class FoldRun:
         at once, not when the last fold is done; a parking file left goes too."""
         if self.parked is not None:
             self.parked.unlink(missing_ok=True)
-            self.parked = None
+            self.parked, self.resting, self.resting_layouts = None, [], []
         elif self.parking is not None:
             _empty(self._tensors())
 
@@ -206,6 +219,10 @@ class FoldRun:
             self.shuffle.set_state(rng["shuffle"])
         if self.augment is not None and "augment" in rng:
             self.augment.set_state(rng["augment"])
+
+
+def _layout(tensor: torch.Tensor) -> tuple:
+    return tuple(tensor.shape), tensor.stride(), tensor.dtype
 
 
 def _empty(tensors: list[torch.Tensor]) -> None:

@@ -53,6 +53,8 @@ class _SlicedUpdate:
         whole = group["foreach"] or group["fused"] or group["capturable"]
         if whole or group["differentiable"] or has_complex:
             return has_complex
+        if all(param.numel() <= ADAM_SLICE for param in params):
+            return has_complex  # nothing to slice: no cost to small models' many short steps
         lists = [params, grads, exp_avgs, exp_avg_sqs]
         lists += [max_exp_avg_sqs] if group["amsgrad"] else []
         sliced: list[list[torch.Tensor]] = [[] for _ in lists]
@@ -85,8 +87,13 @@ class SlicedAdam(_SlicedUpdate, torch.optim.Adam):
     __doc__ = _SlicedUpdate.__doc__
 
 
-class SlicedAdamW(_SlicedUpdate, torch.optim.AdamW):
-    __doc__ = _SlicedUpdate.__doc__
+if issubclass(torch.optim.AdamW, torch.optim.Adam):  # torch 2.7+: Adam's _init_group
+
+    class SlicedAdamW(_SlicedUpdate, torch.optim.AdamW):
+        __doc__ = _SlicedUpdate.__doc__
+
+else:  # torch 2.4-2.6: AdamW's own _init_group, of another signature, is left as it is
+    SlicedAdamW = torch.optim.AdamW
 
 
 def make_optimizer(

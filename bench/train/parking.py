@@ -1,7 +1,7 @@
 """Where cross-validation's resting folds wait (FoldRun.rest): a folder of the trial's own under
 the image cache, on the disk that already holds the decoded images (the system's temporary
-folder may be memory, a tmpfs), removed when the trial ends. Folders that trials killed on
-this host left behind go when the next trial on it starts.
+folder may be memory, a tmpfs), removed when the trial ends. Folders that killed trials left
+behind go when the next trial starts.
 
 Folds rest only where it pays: large images on the CPU. There an epoch takes seconds or more
 and a fold's weights and optimizer state are what fills memory (the MLP at 224 px: 77 MB of
@@ -12,14 +12,13 @@ folds' tensors are in the GPU's memory, not the host's; a DDP worker group keeps
 from __future__ import annotations
 
 import contextlib
-import os
-import re
+import fcntl
 import shutil
-import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -27,6 +26,8 @@ from bench.data.rows import cache_root
 from bench.train.memory import LARGE_BATCH
 
 PARKING = "parked"  # under the image cache's folder
+LOCK = ".lock"  # in a trial's folder, locked while the trial lives
+SWEEP_AFTER_SECONDS = 60
 
 
 def folds_rest(batch_bytes: int, device: Any) -> bool:
@@ -41,39 +42,45 @@ def folds_rest(batch_bytes: int, device: Any) -> bool:
 
 @contextlib.contextmanager
 def parking_folder(enabled: bool) -> Iterator[Path | None]:
-    """A fresh folder for one trial's resting folds, or None when they do not rest."""
-    if not enabled:
+    """A fresh folder for one trial's resting folds, or None when they do not rest (also
+    when the cache's disk refuses the folder: read-only, full; the folds then stay in
+    memory). The trial holds a lock on it while it lives: a folder whose lock is free (its
+    trial was killed) goes at the next trial's start, wherever that trial runs."""
+    folder = _claimed_folder() if enabled else None
+    if folder is None:
         yield None
         return
-    root = cache_root() / PARKING
-    root.mkdir(parents=True, exist_ok=True)
-    _sweep(root)
-    folder = Path(tempfile.mkdtemp(prefix=f"{_host()}-pid{os.getpid()}-", dir=root))
+    path, lock = folder
     try:
-        yield folder
+        yield path
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
+        lock.close()
 
 
-def _host() -> str:
-    return re.sub(r"[^\w.]", "_", socket.gethostname())
+def _claimed_folder() -> tuple[Path, IO[str]] | None:
+    root = cache_root() / PARKING
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _sweep(root)
+        path = Path(tempfile.mkdtemp(prefix="trial-", dir=root))
+        lock = open(path / LOCK, "w")  # held until the trial ends
+    except OSError:
+        return None
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return path, lock
 
 
 def _sweep(root: Path) -> None:
-    """Remove the folders of this host's trials whose process is gone. (A cache shared by
-    several nodes holds theirs too: each node sweeps its own.)"""
-    pattern = re.compile(rf"{re.escape(_host())}-pid(\d+)-\w+")
+    """Remove the folders of trials that are gone: their lock is free (the kernel freed it
+    with the process). A folder younger than a minute is left alone, as its trial may be
+    between making it and locking it."""
     for entry in root.iterdir():
-        found = pattern.fullmatch(entry.name)
-        if found and not _alive(int(found.group(1))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's
-    return True
+        try:
+            if time.time() - entry.stat().st_mtime < SWEEP_AFTER_SECONDS:
+                continue
+            with open(entry / LOCK, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue  # held (its trial lives), or gone meanwhile

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from bench.config import DatasetConfig
 from bench.data.loaders import load_digits
@@ -13,8 +14,15 @@ from bench.data.splits import fold_indices, holdout_split
 from bench.metrics import get_metric
 from bench.models.small import MLP
 from bench.registry.models import BuiltModel, FineTuning
+from bench.seeds import FOLD
+from bench.train.folds import start_run
 from bench.train.inputs import IndexedImages, InputAdapter, make_loader
-from bench.train.loop import DivergedError, cross_validate, fit_and_predict, train_one_epoch
+from bench.train.loop import (
+    DivergedError,
+    cross_validate,
+    fit_and_predict,
+    train_one_epoch,
+)
 from bench.train.optim import make_loss, make_optimizer, make_schedule
 from bench.train.settings import TrainSettings
 
@@ -362,6 +370,69 @@ def test_a_failure_leaves_no_parked_folds(digits, tmp_path):
             parking=tmp_path,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resting_fold_holds_no_tensors_and_wakes_to_the_same_bits(digits, tmp_path):
+    """Batch norm buffers, channels_last weights and SGD's momentum buffers: while the fold
+    rests every one of its tensors is empty, and each comes back into the same object with
+    the same values and strides (the optimizer still steps the model's own parameters)."""
+    x, y = digits
+    settings = TrainSettings(
+        epochs=2, batch_size=32, lr=5e-2, optimizer="sgd", momentum=0.9, channels_last="on"
+    )
+
+    def conv_net():
+        layers = [nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()]
+        layers += [nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 10)]
+        return BuiltModel(nn.Sequential(*layers))
+
+    index = np.arange(len(y))
+    run = start_run(
+        0,
+        (FOLD, 0),
+        conv_net,
+        x,
+        y,
+        index[:400],
+        index[400:],
+        settings,
+        torch.device("cpu"),
+        lambda m: m,
+        lambda d: d,
+    )
+    device = torch.device("cpu")
+    train_one_epoch(
+        run.model, run.loader, run.optimizer, run.loss_fn, ADAPT, device, accel=run.accel
+    )
+
+    def fold_tensors():
+        state = [v for s in run.optimizer.state.values() for v in s.values()]
+        return [*run.model.parameters(), *run.model.buffers(), *state]
+
+    tensors = fold_tensors()
+    before = [(t.clone(), t.stride()) for t in tensors]
+    assert any(t.stride() != t.contiguous().stride() for t in tensors)  # channels_last
+    run.parking = tmp_path
+    run.rest()
+    assert all(t.numel() == 0 for t in tensors) and (tmp_path / "fold-0.pt").exists()
+    run.wake()
+    assert not (tmp_path / "fold-0.pt").exists()
+    for tensor, (value, stride) in zip(fold_tensors(), before, strict=True):
+        assert torch.equal(tensor, value) and tensor.stride() == stride
+    stepped = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
+    assert stepped == {id(p) for p in run.model.parameters()}
+
+
+def test_a_fold_that_cannot_rest_stays_in_memory(digits, tmp_path):
+    """A parking folder that refuses the file (here: it does not exist) leaves the folds in
+    memory, with the same results."""
+    x, y = digits
+    folds = fold_indices(y, 2, seed=0)
+    settings = TrainSettings(epochs=2, batch_size=32, lr=5e-2, seed=3)
+    whole = cross_validate(build, x, y, folds, settings, ADAPT, f1)
+    refused = cross_validate(build, x, y, folds, settings, ADAPT, f1, parking=tmp_path / "missing")
+    for before, after in zip(whole, refused, strict=True):
+        assert np.array_equal(after.val_proba, before.val_proba)
 
 
 def test_each_fold_is_normalized_with_its_own_training_part(digits):

@@ -3,8 +3,9 @@ trial on large images parks its folds there and leaves nothing behind."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import fcntl
+import os
+import time
 
 import pytest
 
@@ -35,22 +36,30 @@ def test_a_trial_s_folder_is_under_the_cache_and_goes_with_the_trial(cache):
         assert nothing is None
 
 
-def test_folders_of_this_host_s_dead_trials_are_swept(cache):
+def test_folders_of_ended_trials_are_swept_and_live_ones_kept(cache):
+    """A trial locks its folder while it lives; a folder whose lock is free and that is more
+    than a minute old was a killed trial's."""
     root = cache / parking.PARKING
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    )
-    dead = root / f"{parking._host()}-pid{int(ended.stdout)}-abc123"
-    alive = root / f"{parking._host()}-pid{1}-def456"  # init never ends
-    elsewhere = root / f"another-node-pid{int(ended.stdout)}-ghi789"  # its node sweeps it
-    for folder in (dead, alive, elsewhere):
+    ended, young, live = (root / name for name in ("trial-ended", "trial-young", "trial-live"))
+    for folder in (ended, young, live):
         folder.mkdir(parents=True)
-    with parking.parking_folder(True):
-        pass
-    assert not dead.exists() and alive.exists() and elsewhere.exists()
+        (folder / "fold-0.pt").write_bytes(b"x")
+    old = time.time() - 2 * parking.SWEEP_AFTER_SECONDS
+    for folder in (ended, live):
+        os.utime(folder, (old, old))
+    with open(live / parking.LOCK, "w") as lock:  # as a trial in another process holds it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with parking.parking_folder(True) as mine:
+            assert (mine / parking.LOCK).exists()
+    assert not ended.exists() and young.exists() and live.exists()
+
+
+def test_an_unusable_cache_folder_means_the_folds_stay_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(blocker))
+    with parking.parking_folder(True) as folder:
+        assert folder is None
 
 
 def test_a_trial_on_large_images_parks_its_folds(cache, monkeypatch):
@@ -75,9 +84,9 @@ def test_a_trial_on_large_images_parks_its_folds(cache, monkeypatch):
     resting = []
 
     def on_epoch(epoch, score, snapshot):
-        resting.append(sorted(p.name for p in (cache / parking.PARKING).glob("*/*")))
+        resting.append(sorted(p.name for p in (cache / parking.PARKING).glob("*/fold-*")))
 
     outcomes = cross_validate_trial(plan, data, {}, "cpu", on_epoch)
     assert resting == [["fold-0.pt", "fold-1.pt"]] * 2
     assert len(outcomes) == 2 and all(o.val_proba.shape[1] == 10 for o in outcomes)
-    assert list((cache / parking.PARKING).iterdir()) == []
+    assert list((cache / parking.PARKING).iterdir()) == []  # the trial's folder went
