@@ -60,7 +60,7 @@ class _SlicedUpdate:
         sliced: list[list[torch.Tensor]] = [[] for _ in lists]
         sliced_steps = []
         for i, param in enumerate(params):
-            tensors = [tensors[i] for tensors in lists]
+            tensors = [column[i] for column in lists]  # the parameter, its grad, its state
             if not _sliceable(param, tensors):
                 parts = [[t] for t in tensors]
             else:
