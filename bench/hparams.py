@@ -39,7 +39,7 @@ class Schedule:
 OPTIMIZERS: dict[str, Optimizer] = {
     "adam": Optimizer("Adam", "bench.train.optim:SlicedAdam"),
     "adamw": Optimizer("Adam with decoupled weight decay", "bench.train.optim:SlicedAdamW"),
-    "sgd": Optimizer("SGD with momentum", "torch.optim:SGD", ("momentum", "nesterov")),
+    "sgd": Optimizer("SGD with momentum", "bench.train.optim:EagerSGD", ("momentum", "nesterov")),
 }
 
 SCHEDULES: dict[str, Schedule] = {

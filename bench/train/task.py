@@ -50,11 +50,14 @@ def search_score(
 def use_deterministic_kernels(on: bool) -> None:
     """resources.deterministic: CUDA kernels that give the same result every time. Set either
     way, since a reused trial actor may run another pairing's trial next. cuBLAS needs its
-    workspace fixed before its first call, hence the environment variable."""
+    workspace fixed before its first call, hence the environment variable. Set only when it
+    changes: setting it imports the compiler's configuration (torch._inductor, torch._dynamo:
+    80 MB in each trial process) to set its flag too."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(on)
+    if torch.are_deterministic_algorithms_enabled() != on:
+        torch.use_deterministic_algorithms(on)
 
 
 def cross_validate_trial(

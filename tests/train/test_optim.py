@@ -1,7 +1,11 @@
-"""bench/train/optim.py: the sliced Adam steps to the same bits as torch's, with temporaries
-no larger than a slice."""
+"""bench/train/optim.py: the registry's optimizers step to the same bits as torch's, the sliced
+Adam with temporaries no larger than a slice, and none loads the compiler."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -14,6 +18,12 @@ PAIRS = {
     "adam, weight decay": (torch.optim.Adam, optim.SlicedAdam, {"lr": 3e-3, "weight_decay": 0.01}),
     "adam, amsgrad": (torch.optim.Adam, optim.SlicedAdam, {"lr": 1e-3, "amsgrad": True}),
     "adamw": (torch.optim.AdamW, optim.SlicedAdamW, {"lr": 1e-3, "weight_decay": 0.05}),
+    "sgd, momentum": (torch.optim.SGD, optim.EagerSGD, {"lr": 0.1, "momentum": 0.9}),
+    "sgd, nesterov": (
+        torch.optim.SGD,
+        optim.EagerSGD,
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    ),
 }
 
 
@@ -30,7 +40,7 @@ def _parameters(seed: int) -> list[torch.nn.Parameter]:
 
 
 @pytest.mark.parametrize("name", PAIRS)
-def test_sliced_adam_steps_to_the_same_bits_as_torch_s(small_slices, name):
+def test_the_registry_s_optimizers_step_to_the_same_bits_as_torch_s(small_slices, name):
     plain_class, sliced_class, options = PAIRS[name]
     plain, sliced = _parameters(0), _parameters(0)
     plain_opt, sliced_opt = plain_class(plain, **options), sliced_class(sliced, **options)
@@ -51,7 +61,11 @@ def test_sliced_adam_steps_to_the_same_bits_as_torch_s(small_slices, name):
         assert mine.keys() == theirs.keys()
         for key in theirs:
             assert torch.equal(mine[key], theirs[key]), key
-    assert float(sliced_opt.state[sliced[0]]["step"]) == 6
+        a.grad, b.grad = None, torch.ones_like(b)
+    sliced_opt.zero_grad()
+    assert all(b.grad is None for b in sliced)
+    if "step" in plain_opt.state[plain[0]]:
+        assert float(sliced_opt.state[sliced[0]]["step"]) == 6
 
 
 def _largest_allocation(optimizer) -> int:
@@ -74,3 +88,35 @@ def test_a_foreach_adam_is_left_whole(small_slices):
     weight = torch.nn.Parameter(torch.randn(10_000))
     weight.grad = torch.randn(10_000)
     assert _largest_allocation(optim.SlicedAdam([weight], foreach=True)) >= 40_000
+
+
+def test_a_trial_never_loads_the_compiler():
+    """torch wraps the optimizers' methods, and torch.use_deterministic_algorithms sets the
+    compiler's flag: either loads torch._dynamo (and sympy), 80 MB in each trial process. A
+    whole trial (folds, snapshots, resting folds) with each registry optimizer, in a fresh
+    interpreter, must not."""
+    script = textwrap.dedent(
+        """
+        import os, sys, tempfile
+        os.environ["BENCH_CACHE_DIR"] = tempfile.mkdtemp()
+        from bench.config import BenchmarkConfig, DatasetConfig
+        from bench.hparams import OPTIMIZERS
+        from bench.plan import resolve_pairings
+        from bench.registry import load_replicates
+        from bench.train import parking
+        from bench.train.task import cross_validate_trial
+
+        parking.LARGE_BATCH = 1
+        config = BenchmarkConfig.model_validate({
+            "name": "eager", "models": ["mlp"], "datasets": ["digits"], "cv": {"folds": 2},
+            "budget": {"epochs": 2, "batch_size": 256}})
+        plan = resolve_pairings(config, "run")[0]
+        data = load_replicates(DatasetConfig(name="digits"), 2, 0.2, 0, 1)[0]
+        for name in OPTIMIZERS:
+            cross_validate_trial(plan, data, {"optimizer": name}, "cpu", lambda e, s, f: f())
+        print(sorted(m for m in ("torch._dynamo", "sympy") if m in sys.modules))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
