@@ -4,6 +4,7 @@ description's head, backbone rate and unfreezing."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -113,9 +114,10 @@ class _Eager:
 
 
 def _unwrapped(method: Callable) -> Callable:
-    """The plain function under a bound method's decorator; the bound method's own function
-    where it has none (either is called with the optimizer as its first argument)."""
-    return getattr(method, "__wrapped__", method.__func__)
+    """The plain function under all of a bound method's decorators, called with the optimizer
+    as its first argument. All: once a plain torch optimizer of the class is built, torch
+    wraps its `step` again, for step hooks; those run in this class's own `step`."""
+    return inspect.unwrap(method.__func__)
 
 
 class SlicedAdam(_SlicedUpdate, _Eager, torch.optim.Adam):

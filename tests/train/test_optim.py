@@ -90,6 +90,21 @@ def test_a_foreach_adam_is_left_whole(small_slices):
     assert _largest_allocation(optim.SlicedAdam([weight], foreach=True)) >= 40_000
 
 
+def test_step_hooks_run_once_a_step_beside_a_plain_torch_optimizer():
+    """Building a torch Adam wraps Adam.step for its hooks; the sliced Adam's step, which
+    calls the function under Adam's wrappers, must not run its hooks a second time."""
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    weight = torch.nn.Parameter(torch.zeros(3))
+    weight.grad = torch.ones(3)
+    calls = []
+    optimizer = optim.SlicedAdam([weight], lr=0.1)
+    optimizer.register_step_pre_hook(lambda *_: calls.append("pre"))
+    optimizer.register_step_post_hook(lambda *_: calls.append("post"))
+    optimizer.step()
+    assert calls == ["pre", "post"]
+    assert torch.allclose(weight.detach(), torch.full((3,), -0.1))  # one step of 0.1
+
+
 def test_a_trial_never_loads_the_compiler():
     """torch wraps the optimizers' methods, and torch.use_deterministic_algorithms sets the
     compiler's flag: either loads torch._dynamo (and sympy), 80 MB in each trial process. A
