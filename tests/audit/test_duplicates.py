@@ -79,3 +79,27 @@ def test_signatures_resize_as_torch_does(size, side):
     padded = F.pad(expected[:, None], (1, 1, 1, 1), mode="replicate")
     blurred = F.avg_pool2d(padded, 3, stride=1)[:, 0].numpy()
     np.testing.assert_allclose(_blurred(expected.numpy()), blurred, rtol=0, atol=1e-3)
+
+
+def test_signatures_are_the_same_in_blocks_of_any_size(digits32, monkeypatch):
+    """Each block's signatures are written into rows sized for every part's images: blocks
+    that straddle parts (and an empty part) land in the rows of the images they hold."""
+    from bench.audit import duplicates
+
+    rgb = np.repeat(digits32[:40], 3, axis=1)
+    rgb[:, 1] //= 2  # channels that differ, so the grey mean is a real sum
+    parts = [rgb[:17], rgb[17:17], rgb[17:]]
+    whole = signatures([rgb])
+    monkeypatch.setattr(duplicates, "CHUNK", 5)
+    blocked = signatures(parts)
+    assert blocked.hashes == whole.hashes
+    assert np.array_equal(blocked.coarse, whole.coarse)
+    assert np.array_equal(blocked.fine, whole.fine)
+    assert blocked.fine.dtype == np.float32 and len(signatures([]).hashes) == 0
+
+
+def test_grey_is_numpy_s_channel_mean_to_the_bit():
+    from bench.audit.duplicates import _grey
+
+    block = np.random.default_rng(1).integers(0, 256, (6, 3, 31, 29), dtype=np.uint8)
+    assert np.array_equal(_grey(block), block.astype(np.float32).mean(axis=1, keepdims=True))
